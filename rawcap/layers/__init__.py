@@ -1,0 +1,17 @@
+"""The textbook: stateless forward/backward pairs, generic over NumPy/CuPy and float32/float64.
+
+    out, cache = op_forward(x, *params, **options)
+    dx, *dparams = op_backward(dout, cache)     # grads in the order of the forward's arguments
+
+Shape key: N batch, C channels, F filters, T time, D input size, H hidden size,
+L image locations, A attention size, V vocabulary.
+"""
+from .activations import relu_backward, relu_forward, sigmoid
+from .linear import affine_backward, affine_forward
+from .attention import attention_backward, attention_forward
+from .conv import conv2d_backward, conv2d_forward
+from .embedding import embedding_backward, embedding_forward
+from .loss import softmax_cross_entropy_backward, softmax_cross_entropy_forward
+from .lstm import (lstm_backward, lstm_forward, lstm_pointwise_backward, lstm_pointwise_forward,
+                   lstm_step_backward, lstm_step_forward)
+from .pool import maxpool2d_backward, maxpool2d_forward

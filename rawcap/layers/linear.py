@@ -1,0 +1,29 @@
+"""Affine (fully connected) layer over the last axis.
+
+Shapes: D input size, M output size; any number of leading axes (N, or N and T, or N, L, ...).
+"""
+from .checks import Dims, check_grad
+
+
+def affine_forward(x, w, b):
+    """out = x @ w + b.   x[..., D], w[D, M], b[M] -> out[..., M], cache."""
+    dims = Dims("affine_forward")
+    dims.check("x", x, "... D")
+    dims.check("w", w, "D M")
+    dims.check("b", b, "M")
+    return x @ w + b, (x, w)
+
+
+def affine_backward(dout, cache):
+    """dout[..., M] -> dx[..., D], dw[D, M], db[M].
+
+    Flattening the leading axes into one axis of K rows (X[K, D], dOut[K, M]):
+        dx = dout @ w.T,   dw = X.T @ dOut,   db = sum over rows of dOut.
+    """
+    x, w = cache
+    check_grad("affine_backward", "dout", dout, x.shape[:-1] + (w.shape[1],))
+    dout_rows = dout.reshape(-1, w.shape[1])
+    dx = dout @ w.T
+    dw = x.reshape(-1, w.shape[0]).T @ dout_rows
+    db = dout_rows.sum(axis=0)
+    return dx, dw, db

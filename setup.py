@@ -1,0 +1,25 @@
+"""rawcap: an image captioner written from first principles (NumPy / CuPy + Numba CUDA)."""
+from setuptools import find_packages, setup
+
+setup(
+    name="rawcap",
+    version="0.1.0",
+    description="Show-Attend-Tell image captioning with every forward and backward pass written by hand",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10",
+    packages=find_packages(include=["rawcap", "rawcap.*", "kernels", "kernels.*"]),
+    install_requires=[
+        "numpy>=1.25",
+        "scipy>=1.10",
+        "pillow>=10.0",
+        "h5py>=3.8",
+        "numba>=0.58",
+        "tqdm>=4.60",
+    ],
+    extras_require={
+        # CuPy wheels are per CUDA major version: swap for cupy-cuda12x on a CUDA 12 driver.
+        "cuda": ["cupy-cuda13x>=13.0", "numba-cuda>=0.10"],
+        "test": ["pytest>=7.0"],
+    },
+)
