@@ -68,7 +68,7 @@ class Dims:
         elif kind == "mask":
             if dtype.kind not in "biuf":
                 self.fail(f"{name} must be bool or numeric, got dtype {dtype}")
-        elif dtype.kind != "f":
+        elif dtype not in (np.float32, np.float64):
             self.fail(f"{name} must be float32 or float64, got dtype {dtype}")
         elif self.float_dtype is None:
             self.float_dtype = (dtype, name)

@@ -28,7 +28,7 @@ def softmax_cross_entropy_forward(logits, targets, mask):
     log_p = shifted - log_z                                         # [N, T, V]
     log_p_target = xp.take_along_axis(log_p, targets[:, :, None], axis=2)[:, :, 0]
     count = xp.maximum(mask.sum(), 1)
-    loss = -(mask * log_p_target).sum() / count
+    loss = (mask * -log_p_target).sum() / count
     return loss, (xp.exp(log_p), targets, mask, count)
 
 

@@ -97,6 +97,8 @@ def lstm_forward(x, h0, c0, Wx, Wh, b):
     dims.check("b", b, "4H")
     xp = array_module(x)
     N, T, _ = x.shape
+    if T == 0:
+        dims.fail(f"x has shape {tuple(x.shape)}: a sequence needs at least one step (T >= 1)")
     ax = x @ Wx + b                                         # [N, T, 4H]
     hs = xp.empty((N, T, h0.shape[1]), dtype=x.dtype)
     h, c, steps = h0, c0, []
