@@ -4,20 +4,16 @@ import math
 import numpy as np
 import pytest
 
-from rawcap.gradcheck import TOLERANCE, LayerCheck, attention_check, gradient_errors
+from rawcap.gradcheck import LayerCheck, attention_check
 from rawcap.layers import attention_backward, attention_forward
+
+from helpers import assert_gradients_match, arrays_in
 
 SEEDS = [0, 1, 2]
 
 # float32 keeps about 7 significant digits (eps = 1.2e-7); a softmax over a few locations and
 # GEMMs of a few terms lose at most a few of them, so float32 agrees with float64 to this.
 FLOAT32_RTOL, FLOAT32_ATOL = 1e-4, 1e-5
-
-
-def assert_gradients_match(check, rng):
-    """Every gradient the backward returns agrees with central differences to TOLERANCE."""
-    for name, shape, error in gradient_errors(check, rng):
-        assert error < TOLERANCE, f"{check.layer} {name}{shape}: relative error {error:.1e}"
 
 
 def context_only(check):
@@ -31,15 +27,6 @@ def context_only(check):
         return check.backward(dcontext, None, cache)
 
     return LayerCheck("attention (dalpha=None)", forward, backward, check.args, check.grads)
-
-
-def arrays_in(obj):
-    """Every array inside a nest of tuples and lists."""
-    if isinstance(obj, np.ndarray):
-        return [obj]
-    if isinstance(obj, (tuple, list)):
-        return [a for item in obj for a in arrays_in(item)]
-    return []
 
 
 def attention_by_hand(feats, proj, h, Wh, v):

@@ -3,20 +3,16 @@ import numpy as np
 import pytest
 from scipy.special import log_softmax, softmax
 
-from rawcap.gradcheck import TOLERANCE, gradient_errors, softmax_cross_entropy_check
+from rawcap.gradcheck import softmax_cross_entropy_check
 from rawcap.layers import softmax_cross_entropy_backward, softmax_cross_entropy_forward
+
+from helpers import assert_gradients_match
 
 SEEDS = [0, 1, 2]
 
 # float32 keeps about 7 significant digits (eps = 1.2e-7); a log-sum-exp over a few words and a
 # mean over a few tokens lose at most a few of them, so float32 agrees with float64 to this.
 FLOAT32_RTOL, FLOAT32_ATOL = 1e-5, 1e-6
-
-
-def assert_gradients_match(check, rng):
-    """Every gradient the backward returns agrees with central differences to TOLERANCE."""
-    for name, shape, error in gradient_errors(check, rng):
-        assert error < TOLERANCE, f"{check.layer} {name}{shape}: relative error {error:.1e}"
 
 
 def cross_entropy_by_hand(logits, targets, mask):

@@ -4,22 +4,18 @@ import math
 import numpy as np
 import pytest
 
-from rawcap.gradcheck import (TOLERANCE, LayerCheck, gradient_errors, lstm_check,
+from rawcap.gradcheck import (LayerCheck, lstm_check,
                               lstm_pointwise_check, lstm_step_check)
 from rawcap.layers import (lstm_backward, lstm_forward, lstm_pointwise_backward,
                            lstm_pointwise_forward, lstm_step_backward, lstm_step_forward)
+
+from helpers import assert_gradients_match, arrays_in
 
 SEEDS = [0, 1, 2]
 
 # float32 keeps about 7 significant digits (eps = 1.2e-7). These small GEMMs and a few time
 # steps lose at most a few of them, so float32 results agree with float64 to this.
 FLOAT32_RTOL, FLOAT32_ATOL = 1e-4, 1e-5
-
-
-def assert_gradients_match(check, rng):
-    """Every gradient the backward returns agrees with central differences to TOLERANCE."""
-    for name, shape, error in gradient_errors(check, rng):
-        assert error < TOLERANCE, f"{check.layer} {name}{shape}: relative error {error:.1e}"
 
 
 def h_only(check):
@@ -33,15 +29,6 @@ def h_only(check):
         return check.backward(dh, None, cache)
 
     return LayerCheck(check.layer + " (dc=None)", forward, backward, check.args, check.grads)
-
-
-def arrays_in(obj):
-    """Every array inside a nest of tuples and lists."""
-    if isinstance(obj, np.ndarray):
-        return [obj]
-    if isinstance(obj, (tuple, list)):
-        return [a for item in obj for a in arrays_in(item)]
-    return []
 
 
 def sigmoid(z):
