@@ -1,0 +1,185 @@
+"""The preprocessed cache: one HDF5 file per (dataset, image size, vocabulary options).
+
+`prepare` reads a Flickr8k-style directory, preprocesses every image once, builds the
+vocabulary on the training split and encodes every caption; `stats` describes a cache. The
+layout of the file is documented in `rawcap/data/__init__.py` and the README.
+The file is written under a temporary name and renamed at the end, so an interrupted run
+never leaves a cache that looks complete; a cache whose inputs and options have not changed
+(same fingerprint) is reused.
+"""
+import hashlib
+import json
+import os
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import h5py
+import numpy as np
+from tqdm import tqdm
+
+from .flickr8k import KAGGLE_FILE, KARPATHY_FILE, SPLIT_FILES, SPLITS, TOKEN_FILE, read_corpus
+from .images import ImageError, load_image
+from .vocab import END_ID, PAD_ID, UNK_ID, Vocabulary
+
+FORMAT_VERSION = 1
+DATASETS = ("images", "filenames", "split", "captions", "caption_lengths", "caption_image",
+            "caption_text")
+
+
+def vocab_path(cache_path):
+    """Where the vocabulary JSON sits next to a cache: data/x.h5 -> data/x.vocab.json."""
+    return Path(cache_path).with_suffix(".vocab.json")
+
+
+def fingerprint(data_dir, corpus, options):
+    """A hash of the caption and split files, every used image's size and mtime, and the options."""
+    digest = hashlib.sha256(json.dumps({"version": FORMAT_VERSION, **options}, sort_keys=True).encode())
+    for name in (TOKEN_FILE, KAGGLE_FILE, KARPATHY_FILE, *SPLIT_FILES.values()):
+        path = Path(data_dir) / name
+        if path.is_file():
+            digest.update(name.encode() + path.read_bytes())
+    for name, split in corpus.images:
+        stat = (corpus.image_dir / name).stat()
+        digest.update(f"{name}|{split}|{stat.st_size}|{stat.st_mtime_ns}".encode())
+    return digest.hexdigest()
+
+
+def cached_fingerprint(path):
+    """The fingerprint stored in an existing, complete cache, or None."""
+    try:
+        with h5py.File(path, "r") as f:
+            return f.attrs.get("fingerprint")
+    except (OSError, ValueError):
+        return None
+
+
+def prepare(data_dir, out, size=128, min_count=5, max_length=20, layout="auto", skip_bad=False,
+            split_seed=0, workers=None, progress=True, log=print):
+    """Build the cache `out` from `data_dir`; returns the path. Reuses an up-to-date cache."""
+    corpus = read_corpus(data_dir, layout, skip_bad, split_seed)
+    for note in corpus.notes:
+        log(f"note: {note}")
+    options = dict(size=size, min_count=min_count, max_length=max_length, layout=corpus.layout,
+                   skip_bad=skip_bad, split_seed=split_seed)
+    key = fingerprint(data_dir, corpus, options)
+    if Path(out).is_file() and cached_fingerprint(out) == key:
+        log(f"{out} is up to date with {data_dir}: reusing it")
+        if not vocab_path(out).is_file():
+            with h5py.File(out, "r") as f:
+                Vocabulary.from_json(f.attrs["vocab"]).save(vocab_path(out))
+        return Path(out)
+
+    images, kept = _load_images(corpus, size, skip_bad, workers, progress)
+    names = [name for name, _ in kept]
+    train_captions = [tokens for name, split in kept if split == "train"
+                      for tokens in corpus.captions[name]]
+    if not train_captions:
+        raise ValueError(f"{data_dir}: the training split has no captions")
+    vocab = Vocabulary.build(train_captions, min_count)
+    rows, lengths, owner, text, truncated = [], [], [], [], 0
+    for i, name in enumerate(names):
+        for tokens in corpus.captions[name]:
+            ids, cut = vocab.encode(tokens, max_length)
+            rows.append(ids + [PAD_ID] * (max_length + 2 - len(ids)))
+            lengths.append(len(ids))
+            owner.append(i)
+            text.append(" ".join(tokens))
+            truncated += cut
+    captions = np.array(rows, dtype=np.int32)
+    unk = int((captions == UNK_ID).sum())
+    if truncated:
+        log(f"note: {truncated} of {len(rows)} captions were longer than {max_length} words "
+            f"and were truncated")
+
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    tmp = f"{out}.tmp-{os.getpid()}"
+    try:
+        with h5py.File(tmp, "w") as f:
+            f.create_dataset("images", data=images, chunks=(1,) + images.shape[1:])
+            f.create_dataset("filenames", data=names, dtype=h5py.string_dtype())
+            f.create_dataset("split", data=[SPLITS.index(split) for _, split in kept], dtype=np.uint8)
+            f.create_dataset("captions", data=captions)
+            f.create_dataset("caption_lengths", data=np.array(lengths, dtype=np.int32))
+            f.create_dataset("caption_image", data=np.array(owner, dtype=np.int32))
+            f.create_dataset("caption_text", data=text, dtype=h5py.string_dtype())
+            f.attrs.update(dict(
+                format_version=FORMAT_VERSION, vocab=vocab.to_json(), image_size=size,
+                max_length=max_length, min_count=min_count, layout=corpus.layout,
+                data_dir=str(data_dir), split_names=json.dumps(SPLITS), truncated=truncated,
+                unk_tokens=unk, skipped=json.dumps(dict(corpus.skipped)), notes=json.dumps(corpus.notes)))
+            f.attrs["fingerprint"] = key            # last: only a complete file carries it
+        os.replace(tmp, out)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    vocab.save(vocab_path(out))
+    log(f"wrote {out}: {len(names)} images, {len(rows)} captions, vocabulary of {len(vocab)} "
+        f"(and {vocab_path(out)})")
+    return Path(out)
+
+
+def _load_images(corpus, size, skip_bad, workers, progress):
+    """Preprocess every image in threads (Pillow decodes without the GIL) -> (uint8 array, kept)."""
+    def load(name):
+        try:
+            return load_image(corpus.image_dir / name, size)
+        except ImageError as e:
+            if not skip_bad:
+                raise ImageError(f"{e} (--skip-bad skips and counts such images)") from None
+            return e
+
+    images = np.empty((len(corpus.images), 3, size, size), dtype=np.uint8)
+    good = np.ones(len(corpus.images), dtype=bool)
+    with ThreadPoolExecutor(workers or os.cpu_count()) as pool:
+        results = pool.map(load, [name for name, _ in corpus.images])
+        for i, result in enumerate(tqdm(results, total=len(images), desc="images", unit="img",
+                                        disable=not progress)):
+            if isinstance(result, ImageError):
+                corpus.skipped["unreadable image"] += 1
+                good[i] = False
+            else:
+                images[i] = result
+    return images[good], [entry for entry, ok in zip(corpus.images, good) if ok]
+
+
+def open_cache(path):
+    """Open a rawcap cache for reading, or raise ValueError naming the file and what is wrong."""
+    try:
+        f = h5py.File(path, "r")
+    except (OSError, ValueError) as e:
+        raise ValueError(f"{path}: cannot open as HDF5 ({e})") from None
+    missing = [name for name in DATASETS if name not in f]
+    if missing or "vocab" not in f.attrs:
+        f.close()
+        raise ValueError(f"{path}: not a rawcap cache (missing {', '.join(missing) or 'vocab'})")
+    return f
+
+
+def stats(path):
+    """A description of the cache at `path`, as lines of text."""
+    with open_cache(path) as f:
+        split = f["split"][:]
+        owner = f["caption_image"][:]
+        captions = f["captions"][:]
+        words = np.array([len(t.split()) for t in f["caption_text"].asstr()[:]])
+        attrs = dict(f.attrs)
+        image_shape = f["images"].shape
+    vocab = Vocabulary.from_json(attrs["vocab"])
+    lines = [f"{path}: {attrs['layout']} layout from {attrs['data_dir']}, "
+             f"images {image_shape[2]}x{image_shape[3]}",
+             f"{'split':<6} {'images':>7} {'captions':>9} {'tokens':>8} {'<unk>':>7}"]
+    for s, name in enumerate(SPLITS):
+        rows = captions[split[owner] == s]
+        words_in = (rows > END_ID).sum()             # words: not <pad>, <start>, <end>
+        unk = (rows == UNK_ID).sum()
+        lines.append(f"{name:<6} {(split == s).sum():>7} {len(rows):>9} {words_in:>8} "
+                     f"{unk:>7} ({100 * unk / max(words_in, 1):.2f}%)")
+    p = np.percentile(words, [5, 25, 50, 75, 95]) if len(words) else [0] * 5
+    lines += [f"vocabulary: {len(vocab)} entries (4 special + words seen >= {attrs['min_count']} "
+              f"times in train)",
+              f"caption length in words: p5 {p[0]:.0f}, p25 {p[1]:.0f}, median {p[2]:.0f}, "
+              f"p75 {p[3]:.0f}, p95 {p[4]:.0f}, max {words.max(initial=0)}",
+              f"truncated to {attrs['max_length']} words: {attrs['truncated']} captions",
+              f"skipped: {attrs['skipped']}"]
+    lines += [f"note: {note}" for note in json.loads(attrs.get("notes", "[]"))]
+    return lines

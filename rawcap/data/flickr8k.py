@@ -1,0 +1,215 @@
+"""Readers for the three Flickr8k layouts people have, detected from the data directory.
+
+    flickr8k   Flickr8k.token.txt ("IMAGE.jpg#N<TAB>caption") + Flickr_8k.{train,dev,test}Images.txt
+    kaggle     captions.txt (csv "image,caption"); split files optional, else a seeded split
+    karpathy   dataset_flickr8k.json (images[*].filename, split, sentences[*].tokens / raw)
+
+Images live in Images/, Flicker8k_Dataset/, Flickr8k_Dataset/ or images/. The official dev
+split is called "val" here. A bad entry (malformed line, empty caption, an image with no
+captions or no file) raises a DataError naming the file and line, unless `skip_bad` is set:
+then it is skipped and counted, never dropped silently. Captions of images that are in no
+split (Flickr8k's token file has one bogus id, `2258277193_586949ec62.jpg.1`) are not used,
+and are counted and reported.
+"""
+import csv
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .tokenize import tokenize
+
+SPLITS = ("train", "val", "test")
+TOKEN_FILE = "Flickr8k.token.txt"
+SPLIT_FILES = {"train": "Flickr_8k.trainImages.txt", "val": "Flickr_8k.devImages.txt",
+               "test": "Flickr_8k.testImages.txt"}
+KAGGLE_FILE = "captions.txt"
+KARPATHY_FILE = "dataset_flickr8k.json"
+LAYOUTS = {"flickr8k": TOKEN_FILE, "kaggle": KAGGLE_FILE, "karpathy": KARPATHY_FILE}
+IMAGE_DIRS = ("Images", "Flicker8k_Dataset", "Flickr8k_Dataset", "images")
+
+
+class DataError(ValueError):
+    """Bad input data; the message starts with the file (and line) at fault."""
+
+
+@dataclass
+class Corpus:
+    """What a reader found: the images of each split and their tokenized captions."""
+    layout: str
+    image_dir: Path
+    images: list = field(default_factory=list)      # [(file name, split)], train then val then test
+    captions: dict = field(default_factory=dict)    # file name -> [token list, ...]
+    skipped: Counter = field(default_factory=Counter)   # reason -> how many were skipped
+    notes: list = field(default_factory=list)       # what the user should be told
+
+    def bad(self, where, reason, skip_bad):
+        """A bad entry: raise, or (with skip_bad) count it under `reason`."""
+        if not skip_bad:
+            raise DataError(f"{where}: {reason} (--skip-bad skips and counts such entries)")
+        self.skipped[reason] += 1
+
+
+def detect_layout(data_dir):
+    """The layout of `data_dir`: the first of flickr8k, kaggle, karpathy whose caption file exists."""
+    for layout, name in LAYOUTS.items():
+        if (Path(data_dir) / name).is_file():
+            return layout
+    raise DataError(f"{data_dir}: no Flickr8k caption file found (looked for "
+                    f"{', '.join(LAYOUTS.values())})")
+
+
+def find_image_dir(data_dir):
+    for name in IMAGE_DIRS:
+        if (Path(data_dir) / name).is_dir():
+            return Path(data_dir) / name
+    raise DataError(f"{data_dir}: no image folder found (looked for {', '.join(IMAGE_DIRS)})")
+
+
+def read_corpus(data_dir, layout="auto", skip_bad=False, split_seed=0):
+    """Read captions and splits from `data_dir` in any of the three layouts -> Corpus."""
+    data_dir = Path(data_dir)
+    if not data_dir.is_dir():
+        raise DataError(f"{data_dir}: no such directory")
+    layout = detect_layout(data_dir) if layout == "auto" else layout
+    if layout not in LAYOUTS:
+        raise DataError(f"unknown layout {layout!r}; one of auto, {', '.join(LAYOUTS)}")
+    corpus = Corpus(layout, find_image_dir(data_dir))
+    if layout == "karpathy":
+        split_of, where_listed = _read_karpathy(data_dir / KARPATHY_FILE, corpus, skip_bad)
+    else:
+        if layout == "flickr8k":
+            _read_token_file(data_dir / TOKEN_FILE, corpus, skip_bad)
+        else:
+            _read_kaggle(data_dir / KAGGLE_FILE, corpus, skip_bad)
+        if all((data_dir / name).is_file() for name in SPLIT_FILES.values()):
+            split_of, where_listed = _read_split_files(data_dir, corpus, skip_bad)
+        elif layout == "flickr8k":
+            raise DataError(f"{data_dir}: the flickr8k layout needs {', '.join(SPLIT_FILES.values())}")
+        else:
+            split_of, where_listed = _seeded_split(sorted(corpus.captions), split_seed, corpus)
+    _collect_images(corpus, split_of, where_listed, skip_bad)
+    return corpus
+
+
+def _add_caption(corpus, name, caption, where, skip_bad):
+    tokens = tokenize(caption)
+    if not tokens:
+        corpus.bad(where, "empty caption", skip_bad)
+    else:
+        corpus.captions.setdefault(name, []).append(tokens)
+
+
+def _read_token_file(path, corpus, skip_bad):
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        key, tab, caption = line.partition("\t")
+        name, hash_sign, index = key.partition("#")
+        if not tab or not hash_sign or not index.strip().isdigit():
+            corpus.bad(f"{path}:{number}", "malformed caption line, expected IMAGE#N<TAB>caption",
+                       skip_bad)
+        else:
+            _add_caption(corpus, name, caption, f"{path}:{number}", skip_bad)
+
+
+def _read_kaggle(path, corpus, skip_bad):
+    with open(path, encoding="utf-8", newline="") as f:
+        rows = csv.reader(f)
+        header = next(rows, None)
+        if header is None or [h.strip() for h in header[:2]] != ["image", "caption"]:
+            raise DataError(f"{path}:1: expected the header 'image,caption', got {header}")
+        for row in rows:
+            where = f"{path}:{rows.line_num}"
+            if not any(cell.strip() for cell in row):
+                continue
+            if len(row) < 2 or not row[0].strip():
+                corpus.bad(where, "malformed caption line, expected image,caption", skip_bad)
+            else:   # an unquoted caption with commas comes as several cells
+                _add_caption(corpus, row[0].strip(), ",".join(row[1:]), where, skip_bad)
+
+
+def _read_karpathy(path, corpus, skip_bad):
+    try:
+        entries = json.loads(path.read_text(encoding="utf-8"))["images"]
+    except (ValueError, KeyError, TypeError) as e:
+        raise DataError(f"{path}: not Karpathy's dataset json ({type(e).__name__}: {e})") from None
+    split_of, where_listed = {}, {}
+    for i, entry in enumerate(entries):
+        where = f"{path}: images[{i}]"
+        try:
+            name, split, sentences = entry["filename"], entry["split"], entry["sentences"]
+        except (KeyError, TypeError):
+            corpus.bad(where, "entry without filename, split and sentences", skip_bad)
+            continue
+        split = {"restval": "train", "dev": "val"}.get(split, split)
+        if split not in SPLITS:
+            corpus.bad(where, f"unknown split {split!r}", skip_bad)
+            continue
+        for j, sentence in enumerate(sentences):
+            tokens = sentence.get("tokens") or tokenize(sentence.get("raw", ""))
+            if not tokens:
+                corpus.bad(f"{where}.sentences[{j}]", "empty caption", skip_bad)
+            else:
+                corpus.captions.setdefault(name, []).append([t.lower() for t in tokens])
+        split_of[name], where_listed[name] = split, where
+    return split_of, where_listed
+
+
+def _read_split_files(data_dir, corpus, skip_bad):
+    split_of, where_listed = {}, {}
+    for split, file_name in SPLIT_FILES.items():
+        path = data_dir / file_name
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            name = line.strip()
+            if not name:
+                continue
+            if name in split_of:
+                corpus.bad(f"{path}:{number}", f"{name} is already in the {split_of[name]} split "
+                           f"({where_listed[name]})", skip_bad)
+                continue
+            split_of[name], where_listed[name] = split, f"{path}:{number}"
+    return split_of, where_listed
+
+
+def _seeded_split(names, seed, corpus):
+    """6000/1000/rest of a seeded shuffle (Flickr8k's sizes), or 75%/12.5%/rest when smaller."""
+    order = np.random.default_rng(seed).permutation(len(names))
+    n_train, n_val = (6000, 1000) if len(names) >= 8000 else \
+        (round(0.75 * len(names)), round(0.125 * len(names)))
+    split_of = {}
+    for rank, i in enumerate(order):
+        split_of[names[i]] = "train" if rank < n_train else "val" if rank < n_train + n_val else "test"
+    corpus.notes.append(f"no split files: made a seeded split (seed {seed}) of the "
+                        f"{len(names)} images, {n_train}/{n_val}/{len(names) - n_train - n_val}")
+    return split_of, {name: f"seeded split of {KAGGLE_FILE}" for name in names}
+
+
+def _collect_images(corpus, split_of, where_listed, skip_bad):
+    """Keep the images that are in a split, have captions and have a file; report the rest."""
+    for split in SPLITS:
+        for name, image_split in split_of.items():
+            if image_split != split:
+                continue
+            if name not in corpus.captions:
+                corpus.bad(where_listed[name], f"image {name} has no captions", skip_bad)
+            elif not (corpus.image_dir / name).is_file():
+                corpus.bad(where_listed[name], f"missing image file {corpus.image_dir / name}",
+                           skip_bad)
+            else:
+                corpus.images.append((name, split))
+    unused = sorted(set(corpus.captions) - set(split_of))
+    if unused:
+        no_file = [n for n in unused if not (corpus.image_dir / n).is_file()]
+        n_captions = sum(len(corpus.captions[n]) for n in unused)
+        corpus.skipped["captions of images in no split"] += n_captions
+        corpus.notes.append(
+            f"{len(unused)} captioned image ids are in no split and are not used "
+            f"({n_captions} captions), e.g. {', '.join(unused[:3])}"
+            + (f"; {len(no_file)} without an image file, e.g. {no_file[0]}" if no_file else ""))
+    used = {name for name, _ in corpus.images}
+    for name in list(corpus.captions):
+        if name not in used:
+            del corpus.captions[name]
