@@ -22,7 +22,7 @@ from .images import ImageError, load_image
 from .vocab import END_ID, PAD_ID, UNK_ID, Vocabulary
 
 FORMAT_VERSION = 1
-DATASETS = ("images", "filenames", "split", "captions", "caption_lengths", "caption_image",
+DATASETS = ("images", "split", "captions", "caption_lengths", "caption_image", "filenames",
             "caption_text")
 
 
@@ -143,16 +143,19 @@ def _load_images(corpus, size, skip_bad, workers, progress):
 
 
 def open_cache(path):
-    """Open a rawcap cache for reading, or raise ValueError naming the file and what is wrong."""
+    """The cache at `path`, opened for reading; ValueError if it is missing or not a cache."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise ValueError(f"{path}: no such file")
     try:
-        f = h5py.File(path, "r")
-    except (OSError, ValueError) as e:
-        raise ValueError(f"{path}: cannot open as HDF5 ({e})") from None
-    missing = [name for name in DATASETS if name not in f]
-    if missing or "vocab" not in f.attrs:
-        f.close()
-        raise ValueError(f"{path}: not a rawcap cache (missing {', '.join(missing) or 'vocab'})")
-    return f
+        file = h5py.File(path, "r")
+    except OSError as error:
+        raise ValueError(f"{path}: not an HDF5 file ({error})") from None
+    missing = [name for name in DATASETS if name not in file]
+    if missing:
+        file.close()
+        raise ValueError(f"{path}: not a rawcap cache, missing datasets {missing}")
+    return file
 
 
 def stats(path):
@@ -164,6 +167,8 @@ def stats(path):
         words = np.array([len(t.split()) for t in f["caption_text"].asstr()[:]])
         attrs = dict(f.attrs)
         image_shape = f["images"].shape
+    if "vocab" not in attrs:
+        raise ValueError(f"{path}: not a rawcap cache (no vocabulary)")
     vocab = Vocabulary.from_json(attrs["vocab"])
     lines = [f"{path}: {attrs['layout']} layout from {attrs['data_dir']}, "
              f"images {image_shape[2]}x{image_shape[3]}",

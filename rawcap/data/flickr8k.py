@@ -45,10 +45,11 @@ class Corpus:
     skipped: Counter = field(default_factory=Counter)   # reason -> how many were skipped
     notes: list = field(default_factory=list)       # what the user should be told
 
-    def bad(self, where, reason, skip_bad):
-        """A bad entry: raise, or (with skip_bad) count it under `reason`."""
+    def bad(self, where, reason, skip_bad, detail=""):
+        """A bad entry at `where` (file:line): raise, or (with skip_bad) count it under `reason`."""
         if not skip_bad:
-            raise DataError(f"{where}: {reason} (--skip-bad skips and counts such entries)")
+            detail = f": {detail}" if detail else ""
+            raise DataError(f"{where}: {reason}{detail} (--skip-bad skips and counts such entries)")
         self.skipped[reason] += 1
 
 
@@ -76,6 +77,8 @@ def read_corpus(data_dir, layout="auto", skip_bad=False, split_seed=0):
     layout = detect_layout(data_dir) if layout == "auto" else layout
     if layout not in LAYOUTS:
         raise DataError(f"unknown layout {layout!r}; one of auto, {', '.join(LAYOUTS)}")
+    if not (data_dir / LAYOUTS[layout]).is_file():
+        raise DataError(f"{data_dir / LAYOUTS[layout]}: no such file (the {layout} layout's captions)")
     corpus = Corpus(layout, find_image_dir(data_dir))
     if layout == "karpathy":
         split_of, where_listed = _read_karpathy(data_dir / KARPATHY_FILE, corpus, skip_bad)
@@ -103,7 +106,7 @@ def _add_caption(corpus, name, caption, where, skip_bad):
 
 
 def _read_token_file(path, corpus, skip_bad):
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for number, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), 1):
         if not line.strip():
             continue
         key, tab, caption = line.partition("\t")
@@ -116,7 +119,7 @@ def _read_token_file(path, corpus, skip_bad):
 
 
 def _read_kaggle(path, corpus, skip_bad):
-    with open(path, encoding="utf-8", newline="") as f:
+    with open(path, encoding="utf-8-sig", newline="") as f:
         rows = csv.reader(f)
         header = next(rows, None)
         if header is None or [h.strip() for h in header[:2]] != ["image", "caption"]:
@@ -146,7 +149,11 @@ def _read_karpathy(path, corpus, skip_bad):
             continue
         split = {"restval": "train", "dev": "val"}.get(split, split)
         if split not in SPLITS:
-            corpus.bad(where, f"unknown split {split!r}", skip_bad)
+            corpus.bad(where, "unknown split", skip_bad, f"{split!r} for {name}")
+            continue
+        if name in split_of:
+            corpus.bad(where, "image listed twice", skip_bad,
+                       f"{name}, first at {where_listed[name]}")
             continue
         for j, sentence in enumerate(sentences):
             tokens = sentence.get("tokens") or tokenize(sentence.get("raw", ""))
@@ -167,8 +174,8 @@ def _read_split_files(data_dir, corpus, skip_bad):
             if not name:
                 continue
             if name in split_of:
-                corpus.bad(f"{path}:{number}", f"{name} is already in the {split_of[name]} split "
-                           f"({where_listed[name]})", skip_bad)
+                corpus.bad(f"{path}:{number}", "image listed twice", skip_bad,
+                           f"{name}, first at {where_listed[name]} ({split_of[name]} split)")
                 continue
             split_of[name], where_listed[name] = split, f"{path}:{number}"
     return split_of, where_listed
@@ -194,10 +201,10 @@ def _collect_images(corpus, split_of, where_listed, skip_bad):
             if image_split != split:
                 continue
             if name not in corpus.captions:
-                corpus.bad(where_listed[name], f"image {name} has no captions", skip_bad)
+                corpus.bad(where_listed[name], "image with no captions", skip_bad, name)
             elif not (corpus.image_dir / name).is_file():
-                corpus.bad(where_listed[name], f"missing image file {corpus.image_dir / name}",
-                           skip_bad)
+                corpus.bad(where_listed[name], "missing image file", skip_bad,
+                           str(corpus.image_dir / name))
             else:
                 corpus.images.append((name, split))
     unused = sorted(set(corpus.captions) - set(split_of))

@@ -38,8 +38,11 @@ class Vocabulary:
         return len(self.words)
 
     def encode(self, tokens, max_length):
-        """tokens -> ([<start>, ids of the first max_length words, <end>], whether it was cut)."""
-        ids = [self.ids.get(word, UNK_ID) for word in tokens[:max_length]]
+        """tokens -> ([<start>, ids of the first max_length words, <end>], whether it was cut).
+
+        Unknown words, and words spelled like a special token, become <unk>."""
+        ids = [UNK_ID if word in SPECIALS else self.ids.get(word, UNK_ID)
+               for word in tokens[:max_length]]
         return [START_ID] + ids + [END_ID], len(tokens) > max_length
 
     def decode(self, ids):

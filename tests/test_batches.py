@@ -1,0 +1,229 @@
+"""CaptionBatches: coverage per epoch, tokens and pixels against the cache, order, read-ahead,
+errors."""
+import threading
+import time
+
+import h5py
+import numpy as np
+import pytest
+
+from rawcap.data import batches
+from rawcap.data.batches import CaptionBatches, channel_stats
+
+# Ten images: splits and caption counts. Train image 5 has no caption; per_image skips it.
+SPLIT = [0, 0, 0, 0, 0, 0, 1, 1, 2, 2]
+COUNTS = [3, 1, 2, 3, 2, 0, 2, 1, 3, 1]
+FIRST_WORD = 4                      # caption k's first word is FIRST_WORD + k
+
+
+def write_cache(path, split=SPLIT, counts=COUNTS, size=4, max_length=5, seed=0):
+    """Write a small cache in the layout of rawcap/data/__init__.py; return its arrays.
+
+    Pixels [:, 0, 0] of image i are i, so a batch's pixels say which rows they came from; the
+    first word of caption k is FIRST_WORD + k, so a batch's tokens say which captions it holds.
+    Captions have 1 .. max_length words and are stored in shuffled order, not grouped by image.
+    """
+    rng = np.random.default_rng(seed)
+    I = len(split)
+    images = rng.integers(0, 256, size=(I, 3, size, size), dtype=np.uint8)
+    images[:, :, 0, 0] = np.arange(I)[:, None]
+    caption_image = rng.permutation(np.repeat(np.arange(I), counts)).astype(np.int32)
+    K, M = len(caption_image), max_length + 2
+    captions = np.zeros((K, M), np.int32)
+    lengths = rng.integers(1, max_length + 1, size=K) + 2
+    for k, length in enumerate(lengths):
+        words = rng.integers(FIRST_WORD, FIRST_WORD + K, size=length - 2)
+        words[0] = FIRST_WORD + k
+        captions[k, :length] = [1, *words, 2]                  # <start> w_1 .. w_n <end>
+    arrays = dict(images=images, split=np.array(split, np.uint8), captions=captions,
+                  caption_lengths=lengths.astype(np.int32), caption_image=caption_image)
+    with h5py.File(path, "w") as f:
+        for name, array in arrays.items():
+            f[name] = array
+        f["filenames"] = np.array([f"{i}.jpg" for i in range(I)], dtype=h5py.string_dtype())
+        f["caption_text"] = np.array(["a caption"] * K, dtype=h5py.string_dtype())
+        f.attrs["split_names"] = ["train", "val", "test"]
+        f.attrs["image_size"] = size
+        f.attrs["max_length"] = max_length
+    return arrays
+
+
+@pytest.fixture
+def cache(tmp_path):
+    path = tmp_path / "cache.h5"
+    return path, write_cache(path)
+
+
+def checked_captions(batch, cache_arrays):
+    """The cache rows of the batch's captions, once everything in the batch is checked against
+    the cache: tokens, T, mask, pixels, and the image each caption is said to describe."""
+    captions, lengths = cache_arrays["captions"], cache_arrays["caption_lengths"]
+    k = batch.inputs[:, 1] - FIRST_WORD
+    T = lengths[k].max() - 1
+    B, B_img = len(k), len(batch.image_rows)
+    assert batch.inputs.shape == batch.targets.shape == batch.mask.shape == (B, T)
+    assert batch.images.shape == (B_img, 3, 4, 4) and batch.caption_image.shape == (B,)
+    assert (batch.images.dtype, batch.inputs.dtype, batch.targets.dtype, batch.mask.dtype,
+            batch.caption_image.dtype, batch.image_rows.dtype) == (
+        np.float32, np.int32, np.int32, np.bool_, np.int32, np.int64)
+    assert np.array_equal(batch.inputs, captions[k, :T])
+    assert np.array_equal(batch.targets, captions[k, 1:T + 1])
+    # the real targets are w_1 .. w_n <end>: the first length - 1 positions
+    assert np.array_equal(batch.mask, np.arange(T) < lengths[k, None] - 1)
+    assert np.array_equal(np.rint(batch.images * 255), cache_arrays["images"][batch.image_rows])
+    tags = np.rint(batch.images[batch.caption_image, :, 0, 0] * 255)    # [B, 3]: the image row
+    assert np.array_equal(tags, np.repeat(cache_arrays["caption_image"][k, None], 3, axis=1))
+    return k
+
+
+@pytest.mark.parametrize("split, code", [("train", 0), ("val", 1), ("test", 2)])
+def test_an_epoch_visits_every_caption_of_the_split_once(cache, split, code):
+    path, arrays = cache
+    loader = CaptionBatches(path, split, batch_size=4, prefetch=0)
+    epoch = list(loader.epoch(0))
+    want = np.flatnonzero(arrays["split"][arrays["caption_image"]] == code)
+    seen = np.concatenate([checked_captions(batch, arrays) for batch in epoch])
+    assert np.array_equal(np.sort(seen), want)
+    assert len(epoch) == len(loader) == -(-len(want) // 4)
+    assert [len(b.inputs) for b in epoch] == [4] * (len(want) // 4) + [len(want) % 4] * (
+        len(want) % 4 > 0)
+    for batch in epoch:                             # one image per caption
+        assert np.array_equal(batch.caption_image, np.arange(len(batch.inputs)))
+
+
+def test_per_image_batches_hold_every_captioned_image_once_with_all_its_captions(cache):
+    path, arrays = cache
+    loader = CaptionBatches(path, "train", batch_size=2, per_image=True, prefetch=0)
+    epoch = list(loader.epoch(0))
+    rows = np.concatenate([b.image_rows for b in epoch])
+    assert np.array_equal(np.sort(rows), [0, 1, 2, 3, 4])                # image 5 has no caption
+    assert len(epoch) == len(loader) == 3 and [len(b.image_rows) for b in epoch] == [2, 2, 1]
+    for batch in epoch:
+        k = checked_captions(batch, arrays)
+        for row in batch.image_rows:
+            assert sorted(k[batch.image_rows[batch.caption_image] == row]) == list(
+                np.flatnonzero(arrays["caption_image"] == row))
+
+
+def test_the_batch_is_trimmed_to_its_longest_caption(tmp_path):
+    path = tmp_path / "cache.h5"
+    write_cache(path, split=[0, 0], counts=[1, 1])
+    with h5py.File(path, "r+") as f:                          # one word, and three words
+        f["caption_lengths"][:] = [3, 5]
+        f["captions"][:] = [[1, 4, 2, 0, 0, 0, 0], [1, 5, 6, 7, 2, 0, 0]]
+    one, two = (list(CaptionBatches(path, "train", batch_size=n, prefetch=0).epoch(0))
+                for n in (1, 2))
+    assert sorted(b.inputs.shape[1] for b in one) == [2, 4]
+    (both,) = two
+    first = np.argsort(both.inputs[:, 1])
+    # the short caption's <end> is an input too; its target is <pad>, masked out
+    assert np.array_equal(both.inputs[first], [[1, 4, 2, 0], [1, 5, 6, 7]])
+    assert np.array_equal(both.targets[first], [[4, 2, 0, 0], [5, 6, 7, 2]])
+    assert np.array_equal(both.mask[first], [[1, 1, 0, 0], [1, 1, 1, 1]])
+
+
+def epoch_captions(loader, index):
+    return np.concatenate([b.inputs[:, 1] for b in loader.epoch(index)])
+
+
+@pytest.mark.parametrize("per_image", [False, True])
+def test_the_order_is_fixed_by_seed_and_epoch(cache, per_image):
+    path, _ = cache
+    loader = CaptionBatches(path, "train", batch_size=3, per_image=per_image, prefetch=0)
+    assert np.array_equal(epoch_captions(loader, 3), epoch_captions(loader, 3))
+    again = CaptionBatches(path, "train", batch_size=3, per_image=per_image, prefetch=0)
+    assert np.array_equal(epoch_captions(loader, 3), epoch_captions(again, 3))
+    other_seed = CaptionBatches(path, "train", batch_size=3, per_image=per_image, seed=1,
+                                prefetch=0)
+    orders = [epoch_captions(loader, i) for i in range(4)] + [epoch_captions(other_seed, 3)]
+    assert len({order.tobytes() for order in orders}) == len(orders)
+
+
+def assert_same_batches(got, want):
+    assert len(got) == len(want)
+    for a, b in zip(got, want):
+        assert all(np.array_equal(x, y) for x, y in zip(a, b))
+
+
+@pytest.mark.parametrize("per_image", [False, True])
+def test_reading_ahead_gives_the_same_batches(cache, per_image):
+    path, _ = cache
+    sync, ahead = (CaptionBatches(path, "train", batch_size=2, per_image=per_image,
+                                  normalize=True, prefetch=n) for n in (0, 2))
+    for index in range(2):
+        assert_same_batches(list(ahead.epoch(index)), list(sync.epoch(index)))
+
+
+def test_leaving_an_epoch_early_ends_the_thread_and_closes_the_file(cache):
+    path, _ = cache
+    before = set(threading.enumerate())
+    loader = CaptionBatches(path, "train", batch_size=1, prefetch=2)
+    for _ in loader.epoch(0):
+        time.sleep(0.05)                        # the reader fills the queue and blocks
+        break
+    assert [t for t in threading.enumerate() if t not in before] == []
+    h5py.File(path, "r+").close()              # fails while another handle has it open
+    sync = CaptionBatches(path, "train", batch_size=1, prefetch=0)
+    assert_same_batches(list(loader.epoch(1)), list(sync.epoch(1)))
+
+
+@pytest.mark.parametrize("prefetch", [0, 2])
+def test_an_error_while_reading_reaches_the_consumer(cache, monkeypatch, prefetch):
+    path, _ = cache
+    calls = []
+
+    def failing_read_rows(dataset, rows):
+        calls.append(rows)
+        if len(calls) == 2:
+            raise OSError("disk on fire")
+        return dataset[np.sort(rows)]
+
+    monkeypatch.setattr(batches, "read_rows", failing_read_rows)
+    before = set(threading.enumerate())
+    loader = CaptionBatches(path, "train", batch_size=2, prefetch=prefetch)
+    epoch = loader.epoch(0)
+    next(epoch)
+    with pytest.raises(OSError, match="disk on fire"):
+        next(epoch)
+    assert [t for t in threading.enumerate() if t not in before] == []
+
+
+def test_normalize_uses_the_train_split_mean_and_std(tmp_path):
+    path = tmp_path / "cache.h5"
+    arrays = write_cache(path, counts=[1] * len(SPLIT))     # every image has a caption
+    train = CaptionBatches(path, "train", batch_size=4, per_image=True, normalize=True)
+    pixels = np.concatenate([b.images for b in train.epoch(0)]).astype(np.float64)
+    assert np.allclose(pixels.mean(axis=(0, 2, 3)), 0, atol=1e-6)
+    assert np.allclose(pixels.std(axis=(0, 2, 3)), 1, atol=1e-6)
+    train_pixels = arrays["images"][arrays["split"] == 0] / 255
+    mean, std = channel_stats(path)
+    assert np.allclose(mean, train_pixels.mean(axis=(0, 2, 3)), rtol=1e-6)
+    assert np.allclose(std, train_pixels.std(axis=(0, 2, 3)), rtol=1e-6)
+    val = CaptionBatches(path, "val", batch_size=4, normalize=True)
+    assert np.array_equal(val.mean, mean) and np.array_equal(val.std, std)
+    (batch,) = val.epoch(0)
+    raw = arrays["images"][batch.image_rows] / 255
+    assert np.allclose(batch.images, (raw - mean[:, None, None]) / std[:, None, None], atol=1e-6)
+
+
+def test_bad_arguments_and_files_raise_errors_that_name_them(cache, tmp_path):
+    path, _ = cache
+    with pytest.raises(ValueError, match="missing.h5: no such file"):
+        CaptionBatches(tmp_path / "missing.h5", "train", 4)
+    (tmp_path / "notes.txt").write_text("not HDF5")
+    with pytest.raises(ValueError, match="notes.txt: not an HDF5 file"):
+        CaptionBatches(tmp_path / "notes.txt", "train", 4)
+    with h5py.File(tmp_path / "other.h5", "w") as f:
+        f["images"] = np.zeros((1, 3, 4, 4), np.uint8)
+    with pytest.raises(ValueError, match=r"other.h5: not a rawcap cache, missing datasets "
+                                         r"\['split', 'captions', 'caption_lengths', "):
+        CaptionBatches(tmp_path / "other.h5", "train", 4)
+    with pytest.raises(ValueError, match="split must be one of .* got 'dev'"):
+        CaptionBatches(path, "dev", 4)
+    with pytest.raises(ValueError, match="batch_size must be at least 1, got 0"):
+        CaptionBatches(path, "train", 0)
+    with pytest.raises(ValueError, match="prefetch must be 0 or more, got -1"):
+        CaptionBatches(path, "train", 4, prefetch=-1)
+    write_cache(tmp_path / "no_test.h5", split=[0, 1], counts=[1, 1])
+    with pytest.raises(ValueError, match="no_test.h5: split 'test' has 0 images and no captions"):
+        CaptionBatches(tmp_path / "no_test.h5", "test", 4)
