@@ -120,6 +120,24 @@ def relu_check(rng, shape=(3, 5, 4)):
     return LayerCheck("relu", layers.relu_forward, layers.relu_backward, dict(x=x), ("x",))
 
 
+def sigmoid_check(rng, shape=(3, 5)):
+    return LayerCheck("sigmoid", layers.sigmoid_forward, layers.sigmoid_backward,
+                      dict(x=2 * rng.standard_normal(shape)), ("x",))
+
+
+def tanh_check(rng, shape=(3, 5)):
+    return LayerCheck("tanh", layers.tanh_forward, layers.tanh_backward,
+                      dict(x=2 * rng.standard_normal(shape)), ("x",))
+
+
+def dropout_check(rng, shape=(4, 6), p=0.5, seed=7):
+    # A fresh generator from the same seed on every call: the same mask for every evaluation.
+    def forward(x):
+        return layers.dropout_forward(x, p, np.random.default_rng(seed))
+    return LayerCheck("dropout", forward, layers.dropout_backward,
+                      dict(x=rng.standard_normal(shape)), ("x",))
+
+
 def affine_check(rng, leading=(2, 3), D=5, M=4):
     args = dict(x=rng.standard_normal(leading + (D,)), w=rng.standard_normal((D, M)),
                 b=rng.standard_normal(M))
@@ -173,7 +191,8 @@ def softmax_cross_entropy_check(rng, N=3, T=4, V=7, scale=1.0):
 
 
 CHECKS = {build.__name__.removesuffix("_check"): build for build in (
-    conv2d_check, maxpool2d_check, relu_check, affine_check, embedding_check,
+    conv2d_check, maxpool2d_check, relu_check, sigmoid_check, tanh_check, dropout_check,
+    affine_check, embedding_check,
     lstm_pointwise_check, lstm_step_check, lstm_check, attention_check, softmax_cross_entropy_check)}
 
 

@@ -6,10 +6,12 @@
 Shape key: N batch, C channels, F filters, T time, D input size, H hidden size,
 L image locations, A attention size, V vocabulary.
 """
-from .activations import relu_backward, relu_forward, sigmoid
+from .activations import (relu_backward, relu_forward, sigmoid, sigmoid_backward, sigmoid_forward,
+                          tanh_backward, tanh_forward)
 from .linear import affine_backward, affine_forward
 from .attention import attention_backward, attention_forward
 from .conv import conv2d_backward, conv2d_forward
+from .dropout import dropout_backward, dropout_forward
 from .embedding import embedding_backward, embedding_forward
 from .loss import softmax_cross_entropy_backward, softmax_cross_entropy_forward
 from .lstm import (lstm_backward, lstm_forward, lstm_pointwise_backward, lstm_pointwise_forward,

@@ -1,4 +1,4 @@
-"""Elementwise nonlinearities: ReLU as a layer, and the sigmoid the gates use.
+"""Elementwise nonlinearities: ReLU, sigmoid and tanh as layers, and the plain sigmoid function.
 
 Shapes: any; outputs have the input's shape.
 """
@@ -29,3 +29,31 @@ def sigmoid(x):
     xp = array_module(x)
     z = xp.exp(-xp.abs(x))
     return xp.where(x >= 0, 1 / (1 + z), z / (1 + z))
+
+
+def sigmoid_forward(x):
+    """out = sigmoid(x). x[...] -> out[...], cache."""
+    Dims("sigmoid_forward").check("x", x, "...")
+    out = sigmoid(x)
+    return out, out
+
+
+def sigmoid_backward(dout, cache):
+    """dx = dout * s * (1 - s), with s = sigmoid(x) kept from the forward."""
+    s = cache
+    check_grad("sigmoid_backward", "dout", dout, s.shape)
+    return dout * s * (1 - s)
+
+
+def tanh_forward(x):
+    """out = tanh(x). x[...] -> out[...], cache."""
+    Dims("tanh_forward").check("x", x, "...")
+    out = array_module(x).tanh(x)
+    return out, out
+
+
+def tanh_backward(dout, cache):
+    """dx = dout * (1 - t^2), with t = tanh(x) kept from the forward."""
+    t = cache
+    check_grad("tanh_backward", "dout", dout, t.shape)
+    return dout * (1 - t ** 2)

@@ -1,0 +1,234 @@
+"""The captioner: a small CNN encoder, soft attention and an LSTM decoder (Show, Attend and Tell).
+
+Shape key: B_img images and B captions in a batch, S image side, L = (S / 2^K)^2 image
+locations, D = the last conv width, E embedding size, H hidden size, A attention size,
+V vocabulary, T time steps.
+
+    feats = encoder(images)                        K x [conv3x3 pad 1 -> ReLU -> maxpool 2x2]
+    m = mean_l feats;  h0 = tanh(m @ Wh0 + bh0);  c0 = tanh(m @ Wc0 + bc0);  proj = feats @ Wf + bf
+    for t = 0 .. T-1:
+        context, alpha_t = attention(feats, proj, h_{t-1})
+        beta = sigmoid(h_{t-1} @ Wbeta + bbeta)                 the f_beta gate
+        h_t, c_t = lstm_step([embed(inputs_t), beta * context], h_{t-1}, c_{t-1})
+    logits = dropout(h) @ Wout + bout
+    loss = CE(logits, targets, mask) + lambda_alpha * mean_n sum_l (1 - sum_t mask_t alpha_tl)^2
+           + weight_decay / 2 * (sum of squared weights; biases excluded)
+
+Every piece is a layer from rawcap.layers; `loss` runs them forward, then backward in reverse.
+"""
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from . import layers as nn
+from .backend import array_module
+
+
+@dataclass
+class Config:
+    """Everything that fixes the model's shape and its loss (saved with every checkpoint)."""
+    vocab_size: int
+    image_size: int = 64
+    channels: tuple = (16, 32, 64)      # widths of the K conv blocks; D = channels[-1]
+    embed_size: int = 64                # E
+    hidden_size: int = 128              # H
+    attention_size: int = 64            # A
+    dropout: float = 0.3
+    lambda_alpha: float = 0.02          # ~1/L: the penalty sums over L locations
+    weight_decay: float = 0.0
+    f_beta: bool = True
+    blind: bool = False                 # zero the image features: the captioner cannot look
+    pixel_mean: tuple = (0.5, 0.5, 0.5)     # per-channel normalisation of [0, 1] pixels
+    pixel_std: tuple = (0.25, 0.25, 0.25)
+
+    @property
+    def locations(self):
+        side = self.image_size // 2 ** len(self.channels)
+        return side * side
+
+    def to_dict(self):
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d):
+        d = dict(d)
+        for key in ("channels", "pixel_mean", "pixel_std"):
+            d[key] = tuple(d[key])
+        return cls(**d)
+
+
+def init_params(config, rng, dtype=np.float32):
+    """Random parameters: He-scaled conv weights, 1/sqrt(fan_in) elsewhere, forget bias 1."""
+    if config.image_size % 2 ** len(config.channels):
+        raise ValueError(f"image_size {config.image_size} must be divisible by 2^{len(config.channels)}")
+    def normal(shape, fan_in, gain=1.0):
+        return (gain / np.sqrt(fan_in) * rng.standard_normal(shape)).astype(dtype)
+
+    p = {}
+    widths = (3,) + tuple(config.channels)
+    for k in range(len(config.channels)):
+        p[f"conv{k}_w"] = normal((widths[k + 1], widths[k], 3, 3), widths[k] * 9, np.sqrt(2))
+        p[f"conv{k}_b"] = np.zeros(widths[k + 1], dtype)
+    D, E, H, A, V = widths[-1], config.embed_size, config.hidden_size, config.attention_size, config.vocab_size
+    for name, (rows, cols) in dict(init_h=(D, H), init_c=(D, H), att_feat=(D, A), gate=(H, D),
+                                   out=(H, V)).items():
+        p[f"{name}_w"] = normal((rows, cols), rows)
+        p[f"{name}_b"] = np.zeros(cols, dtype)
+    p["att_h_w"] = normal((H, A), H)
+    p["att_v"] = normal((A,), A)
+    p["embed_w"] = (0.1 * rng.standard_normal((V, E))).astype(dtype)
+    p["lstm_wx"] = normal((E + D, 4 * H), E + D)
+    p["lstm_wh"] = normal((H, 4 * H), H)
+    p["lstm_b"] = np.zeros(4 * H, dtype)
+    p["lstm_b"][H:2 * H] = 1.0                   # forget gate open at the start
+    return p
+
+
+def encode(params, config, images):
+    """images[B_img, 3, S, S] in [0, 1] -> feats[B_img, L, D], cache."""
+    xp = array_module(images)
+    mean = xp.asarray(config.pixel_mean, dtype=images.dtype)[:, None, None]
+    std = xp.asarray(config.pixel_std, dtype=images.dtype)[:, None, None]
+    x, caches = (images - mean) / std, []
+    for k in range(len(config.channels)):
+        x, conv = nn.conv2d_forward(x, params[f"conv{k}_w"], params[f"conv{k}_b"], pad=1)
+        x, relu = nn.relu_forward(x)
+        x, pool = nn.maxpool2d_forward(x, 2, 2)
+        caches.append((conv, relu, pool))
+    N, D = x.shape[:2]
+    feats = x.reshape(N, D, -1).transpose(0, 2, 1)
+    if config.blind:
+        feats = feats * 0
+    return feats, (caches, x.shape)
+
+
+def encode_backward(dfeats, cache, config, grads):
+    """dfeats[B_img, L, D] -> the conv parameters' gradients, added into `grads`."""
+    caches, shape = cache
+    if config.blind:
+        dfeats = dfeats * 0
+    dx = dfeats.transpose(0, 2, 1).reshape(shape)
+    for k in reversed(range(len(caches))):
+        conv, relu, pool = caches[k]
+        dx = nn.relu_backward(nn.maxpool2d_backward(dx, pool), relu)
+        dx, grads[f"conv{k}_w"], grads[f"conv{k}_b"] = nn.conv2d_backward(dx, conv)
+
+
+def init_decoder(params, feats):
+    """feats[B, L, D] -> proj[B, L, A], h0[B, H], c0[B, H], cache."""
+    m = feats.mean(axis=1)
+    a_h, aff_h = nn.affine_forward(m, params["init_h_w"], params["init_h_b"])
+    a_c, aff_c = nn.affine_forward(m, params["init_c_w"], params["init_c_b"])
+    h0, tanh_h = nn.tanh_forward(a_h)
+    c0, tanh_c = nn.tanh_forward(a_c)
+    proj, aff_f = nn.affine_forward(feats, params["att_feat_w"], params["att_feat_b"])
+    return proj, h0, c0, (aff_h, aff_c, tanh_h, tanh_c, aff_f, feats.shape[1])
+
+
+def init_decoder_backward(dproj, dh0, dc0, cache, grads):
+    """-> dfeats[B, L, D]; the parameters' gradients go into `grads`."""
+    aff_h, aff_c, tanh_h, tanh_c, aff_f, L = cache
+    dfeats, grads["att_feat_w"], grads["att_feat_b"] = nn.affine_backward(dproj, aff_f)
+    dm_h, grads["init_h_w"], grads["init_h_b"] = nn.affine_backward(nn.tanh_backward(dh0, tanh_h), aff_h)
+    dm_c, grads["init_c_w"], grads["init_c_b"] = nn.affine_backward(nn.tanh_backward(dc0, tanh_c), aff_c)
+    return dfeats + ((dm_h + dm_c) / L)[:, None, :]
+
+
+def decode_step(params, config, feats, proj, h, c, word_vectors):
+    """One decoder step. word_vectors[B, E] (the embedded previous words)
+    -> h[B, H], c[B, H], alpha[B, L], cache."""
+    xp = array_module(feats)
+    context, alpha, att = nn.attention_forward(feats, proj, h, params["att_h_w"], params["att_v"])
+    gate = None
+    if config.f_beta:
+        pre, aff = nn.affine_forward(h, params["gate_w"], params["gate_b"])
+        beta, sig = nn.sigmoid_forward(pre)
+        gate = (beta, context, aff, sig)
+        context = beta * context
+    x = xp.concatenate([word_vectors, context], axis=1)
+    h, c, lstm = nn.lstm_step_forward(x, h, c, params["lstm_wx"], params["lstm_wh"], params["lstm_b"])
+    return h, c, alpha, (att, gate, lstm)
+
+
+def decode_step_backward(dh, dc, dalpha, cache, grads):
+    """-> dfeats, dproj, dh_prev, dc_prev, dword_vectors; parameter gradients are added to `grads`."""
+    att, gate, lstm = cache
+    dx, dh_prev, dc_prev, dwx, dwh, db = nn.lstm_step_backward(dh, dc, lstm)
+    accumulate(grads, lstm_wx=dwx, lstm_wh=dwh, lstm_b=db)
+    E = grads["embed_w"].shape[1]
+    dwords, dcontext = dx[:, :E], dx[:, E:]
+    if gate is not None:
+        beta, context, aff, sig = gate
+        dpre = nn.sigmoid_backward(dcontext * context, sig)
+        dh_gate, dgw, dgb = nn.affine_backward(dpre, aff)
+        accumulate(grads, gate_w=dgw, gate_b=dgb)
+        dh_prev = dh_prev + dh_gate
+        dcontext = dcontext * beta
+    dfeats, dproj, dh_att, dwh_att, dv = nn.attention_backward(dcontext, dalpha, att)
+    accumulate(grads, att_h_w=dwh_att, att_v=dv)
+    return dfeats, dproj, dh_prev + dh_att, dc_prev, dwords
+
+
+def accumulate(grads, **new):
+    for name, g in new.items():
+        grads[name] = g if name not in grads else grads[name] + g
+
+
+def loss_and_grads(params, config, images, inputs, targets, mask, caption_image, rng=None):
+    """The training loss of one batch and the gradient of every parameter.
+
+    images[B_img, 3, S, S] in [0, 1]; inputs, targets[B, T] int; mask[B, T] bool;
+    caption_image[B]: the image of each caption. rng: a NumPy Generator for dropout (None: off).
+    -> loss (float), {"ce", "attention", "decay"} parts, grads keyed like params.
+    """
+    xp = array_module(images)
+    B, T = inputs.shape
+    grads = {name: xp.zeros_like(p) for name, p in params.items()}
+
+    # Forward: encoder, then every caption gets its image's features (a row lookup: the
+    # embedding layer does exactly that), decoder initial state, then T steps.
+    feats_img, enc = encode(params, config, images)
+    N, L, D = feats_img.shape
+    feats_rows, gather = nn.embedding_forward(caption_image, feats_img.reshape(N, L * D))
+    feats = feats_rows.reshape(B, L, D)
+    proj, h, c, init = init_decoder(params, feats)
+    words, emb = nn.embedding_forward(inputs, params["embed_w"])           # [B, T, E]
+    hs = xp.empty((B, T, h.shape[1]), dtype=h.dtype)
+    alphas = xp.empty((B, T, L), dtype=h.dtype)
+    steps = []
+    for t in range(T):
+        h, c, alphas[:, t], step = decode_step(params, config, feats, proj, h, c, words[:, t])
+        hs[:, t] = h
+        steps.append(step)
+    dropped, drop = nn.dropout_forward(hs, config.dropout if rng is not None else 0.0, rng)
+    logits, out = nn.affine_forward(dropped, params["out_w"], params["out_b"])
+    ce, ce_cache = nn.softmax_cross_entropy_forward(logits, targets, mask)
+
+    maskf = mask.astype(h.dtype)
+    attended = (alphas * maskf[:, :, None]).sum(axis=1)                   # [B, L]: sum_t alpha_tl
+    att_loss = config.lambda_alpha * ((1 - attended) ** 2).sum() / B
+    weights = [name for name in params if not name.endswith("_b")]
+    decay = config.weight_decay / 2 * sum((params[n] ** 2).sum() for n in weights)
+
+    # Backward, in reverse.
+    dlogits = nn.softmax_cross_entropy_backward(ce_cache)
+    ddropped, grads["out_w"], grads["out_b"] = nn.affine_backward(dlogits, out)
+    dhs = nn.dropout_backward(ddropped, drop)
+    dalphas = config.lambda_alpha * 2 * (attended - 1)[:, None, :] * maskf[:, :, None] / B
+    dfeats, dproj = xp.zeros_like(feats), xp.zeros_like(proj)
+    dwords = xp.empty_like(words)
+    dh, dc = xp.zeros_like(h), None
+    for t in reversed(range(T)):
+        df, dp, dh, dc, dwords[:, t] = decode_step_backward(dhs[:, t] + dh, dc, dalphas[:, t],
+                                                            steps[t], grads)
+        dfeats += df
+        dproj += dp
+    grads["embed_w"] = nn.embedding_backward(dwords, emb)
+    dfeats += init_decoder_backward(dproj, dh, dc, init, grads)
+    dfeats_img = nn.embedding_backward(dfeats.reshape(B, L * D), gather).reshape(N, L, D)
+    encode_backward(dfeats_img, enc, config, grads)
+    for name in weights:
+        grads[name] += config.weight_decay * params[name]
+
+    parts = {"ce": float(ce), "attention": float(att_loss), "decay": float(decay)}
+    return sum(parts.values()), parts, grads

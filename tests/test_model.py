@@ -1,0 +1,71 @@
+"""The whole captioner: every parameter's gradient against central differences, and its parts."""
+import numpy as np
+import pytest
+
+from rawcap.gradcheck import TOLERANCE, numerical_gradient, relative_error
+from rawcap.model import Config, init_params, loss_and_grads
+
+TINY = dict(vocab_size=7, image_size=8, channels=(3, 4), embed_size=5, hidden_size=6,
+            attention_size=4, dropout=0.3, lambda_alpha=0.7, weight_decay=0.01)
+
+
+def tiny_batch(rng):
+    """2 images, 3 captions (the second image has two), T = 4 with masked tokens."""
+    images = rng.random((2, 3, 8, 8))
+    inputs, targets = rng.integers(0, 7, (3, 4)), rng.integers(0, 7, (3, 4))
+    mask = np.array([[1, 1, 1, 0], [1, 1, 1, 1], [1, 0, 0, 0]], bool)
+    return images, inputs, targets, mask, np.array([0, 1, 1])
+
+
+@pytest.mark.parametrize("seed, f_beta", [(0, True), (2, False)])
+def test_every_parameter_gradient_matches_central_differences(seed, f_beta):
+    rng = np.random.default_rng(seed)
+    config = Config(**TINY, f_beta=f_beta)
+    params = init_params(config, rng, np.float64)
+    for name in params:                      # move off the zero biases and the init's symmetry
+        params[name] += 0.1 * rng.standard_normal(params[name].shape)
+    batch = tiny_batch(rng)
+
+    def loss():   # the same dropout mask on every call
+        return np.asarray(loss_and_grads(params, config, *batch, np.random.default_rng(5))[0])
+
+    _, _, grads = loss_and_grads(params, config, *batch, np.random.default_rng(5))
+    assert grads.keys() == params.keys()
+    for name, p in params.items():
+        error = relative_error(grads[name], numerical_gradient(loss, p, np.asarray(1.0)))
+        assert error < TOLERANCE, f"{name}: relative error {error:.1e}"
+
+
+def test_loss_parts_add_up_and_blind_model_ignores_the_image():
+    rng = np.random.default_rng(0)
+    config = Config(**TINY)
+    params = init_params(config, rng, np.float64)
+    images, inputs, targets, mask, owner = tiny_batch(rng)
+    loss, parts, _ = loss_and_grads(params, config, images, inputs, targets, mask, owner)
+    assert loss == pytest.approx(sum(parts.values()))
+    assert parts["decay"] > 0 and parts["attention"] > 0 and parts["ce"] > 0
+    blind = Config(**{**TINY, "weight_decay": 0.0}, blind=True)
+    a = loss_and_grads(params, blind, images, inputs, targets, mask, owner)
+    b = loss_and_grads(params, blind, rng.random(images.shape), inputs, targets, mask, owner)
+    assert a[0] == b[0]
+    assert not np.any(a[2]["conv0_w"])      # no gradient reaches the encoder (no decay here)
+
+
+def test_float32_loss_agrees_with_float64():
+    rng = np.random.default_rng(3)
+    config = Config(**TINY)
+    params = init_params(config, rng, np.float64)
+    batch = tiny_batch(rng)
+    loss64, _, g64 = loss_and_grads(params, config, *batch)
+    p32 = {k: v.astype(np.float32) for k, v in params.items()}
+    loss32, _, g32 = loss_and_grads(p32, config, batch[0].astype(np.float32), *batch[1:])
+    assert loss32 == pytest.approx(loss64, rel=1e-5)
+    for name in params:
+        assert g32[name].dtype == np.float32
+        np.testing.assert_allclose(g32[name], g64[name], rtol=0,
+                                   atol=1e-4 * np.abs(g64[name]).max() + 1e-7)
+
+
+def test_image_size_must_divide_by_the_pooling():
+    with pytest.raises(ValueError, match="image_size 30"):
+        init_params(Config(vocab_size=5, image_size=30, channels=(4, 4)), np.random.default_rng(0))
