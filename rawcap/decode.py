@@ -1,0 +1,209 @@
+"""Writing captions: greedy decoding and beam search, with the attention map of every word.
+
+Shape key: B images, K beam size, T = max_length, L image locations, H hidden size,
+V vocabulary.
+
+Both searches run the B images together, as one batch, through the model's own
+`encode`, `init_decoder` and `decode_step`; at each step
+
+    log p(w | image, words so far) = log_softmax(h @ Wout + bout)     <pad>, <start> masked out
+
+Greedy takes the most likely word until <end> or T words. Beam search keeps the K best
+hypotheses (by the sum of their log-probabilities) of every image, in a batch of B * K rows:
+
+    every hypothesis is extended by every word: B x (K * V) candidates
+    those of each image's K best candidates that end in <end> are finished
+    the K best candidates that do not end in <end> stay live; h, c follow their parent rows
+    stop when each image has K finished hypotheses that no live one can beat, or after T words
+
+A finished caption of n words has n + 1 scored tokens (its words and <end>); one cut at T words
+has T. Beam search compares finished captions by score / tokens ** length_normalization:
+0 is the plain sum of log-probabilities, which favours short captions (every word costs
+probability); 1 is the mean log-probability per token. The default, 0.7, lies between them, as
+in Wu et al. 2016 (GNMT), who found 0.6 to 0.7 best for translation.
+"""
+from typing import NamedTuple
+
+import numpy as np
+
+from .backend import array_module, to_numpy
+from .data.vocab import END_ID, PAD_ID, START_ID
+from .model import decode_step, encode, init_decoder
+
+LENGTH_NORMALIZATION = 0.7
+
+
+class Captions(NamedTuple):
+    """One caption per image, on the host (NumPy), whatever device ran the model.
+
+    tokens  list of B lists of word ids, without <start> and <end>
+    scores  float64 [B]: the caption's log-probability (its words and <end>, if it ended);
+            beam search divides it by tokens ** length_normalization
+    alphas  list of B arrays [n_words, L]: the attention map that produced each word
+    """
+    tokens: list
+    scores: np.ndarray
+    alphas: list
+
+
+class Beams(NamedTuple):
+    """K hypotheses per image. scores[B, K] float64: sums of log-probabilities (-inf: none);
+    lengths[B, K]: tokens generated, <end> included; tokens[B, K, T]; alphas[B, K, T, L]."""
+    scores: object
+    lengths: object
+    tokens: object
+    alphas: object
+
+
+def decode(params, config, images, beam_size=1, max_length=20):
+    """images[B, 3, S, S] in [0, 1] -> Captions: greedy when beam_size is 1, else beam search."""
+    if beam_size == 1:
+        return greedy_decode(params, config, images, max_length)
+    return beam_search(params, config, images, beam_size, max_length)
+
+
+def greedy_decode(params, config, images, max_length=20):
+    """images[B, 3, S, S] in [0, 1] -> Captions: the most likely word at every step."""
+    _check(1, max_length)
+    xp = array_module(images)
+    feats, proj, h, c = _start(params, config, images)
+    B, L = feats.shape[:2]
+    words = xp.full(B, START_ID)
+    scores = xp.zeros(B, np.float64)
+    lengths = xp.zeros(B, np.int64)                 # tokens generated, <end> included
+    tokens = xp.zeros((B, max_length), np.int64)
+    alphas = xp.zeros((B, max_length, L), feats.dtype)
+    live = xp.ones(B, bool)
+    for t in range(max_length):
+        h, c, alphas[:, t], _ = decode_step(params, config, feats, proj, h, c,
+                                            params["embed_w"][words])
+        logp = _log_probs(params, h)
+        words = logp.argmax(axis=1)
+        tokens[:, t] = words
+        scores += xp.where(live, logp[xp.arange(B), words], 0.0)
+        lengths += live
+        live &= words != END_ID
+        if not live.any():
+            break
+    return _captions(tokens, lengths, scores, alphas)
+
+
+def beam_search(params, config, images, beam_size=3, max_length=20,
+                length_normalization=LENGTH_NORMALIZATION):
+    """images[B, 3, S, S] in [0, 1] -> Captions: the best of beam_size finished hypotheses,
+    scores divided by tokens ** length_normalization (0: the plain log-probability)."""
+    _check(beam_size, max_length, length_normalization)
+    xp = array_module(images)
+    K, T, a = beam_size, max_length, length_normalization
+    feats, proj, h, c = _start(params, config, images)
+    B, L = feats.shape[:2]
+    V = params["out_b"].shape[0]
+    # Row b * K + k is beam k of image b. The K rows of an image share its features, so feats
+    # and proj never need reordering: a hypothesis's parent is always a row of the same image.
+    feats, proj, h, c = (xp.repeat(x, K, axis=0) for x in (feats, proj, h, c))
+    first = xp.full((B, K), -xp.inf)
+    first[:, 0] = 0.0                       # K copies of <start>: keep one, or all K stay equal
+    live = Beams(first, xp.zeros((B, K), np.int64), xp.zeros((B, K, T), np.int64),
+                 xp.zeros((B, K, T, L), feats.dtype))
+    finished = live._replace(scores=xp.full((B, K), -xp.inf), lengths=xp.ones((B, K), np.int64))
+    words = xp.full(B * K, START_ID)
+    done = False
+    for t in range(T):
+        h, c, alpha, _ = decode_step(params, config, feats, proj, h, c, params["embed_w"][words])
+        candidates = live.scores[:, :, None] + _log_probs(params, h).reshape(B, K, V)
+        flat = candidates.reshape(B, K * V)         # index k * V + w: beam k, then word w
+        # Of each image's K best extensions, those that end in <end> are finished ...
+        best = _top_k(flat, K)
+        ended = best % V == END_ID
+        ends = _extend(live, best, xp.where(ended, _take(flat, best), -xp.inf), alpha, V, t)
+        finished = _keep_best(finished, ends, K, a)
+        # ... and the K best that do not end stay live; h and c follow their parent rows.
+        flat = xp.where(xp.arange(V) == END_ID, -xp.inf, candidates).reshape(B, K * V)
+        best = _top_k(flat, K)
+        live = _extend(live, best, _take(flat, best), alpha, V, t)
+        rows = (xp.arange(B)[:, None] * K + best // V).ravel()
+        h, c, words = h[rows], c[rows], (best % V).ravel()
+        # A live hypothesis only loses log-probability, but may gain tokens up to T.
+        could_become = live.scores.max(axis=1) / T ** a
+        done = bool((_normalised(finished, a)[:, -1] >= could_become).all())
+        if done:
+            break
+    if not done:                            # cut at T words: finished as they are
+        finished = _keep_best(finished, live, K, a)
+    pick = (xp.arange(B), 0)
+    return _captions(finished.tokens[pick], finished.lengths[pick],
+                     _normalised(finished, a)[pick], finished.alphas[pick])
+
+
+def _check(beam_size, max_length, length_normalization=0.0):
+    if beam_size < 1:
+        raise ValueError(f"beam_size must be at least 1, got {beam_size}")
+    if max_length < 1:
+        raise ValueError(f"max_length must be at least 1, got {max_length}")
+    if length_normalization < 0:
+        raise ValueError(f"length_normalization must be at least 0, got {length_normalization}")
+
+
+def _start(params, config, images):
+    """images[B, 3, S, S] -> feats[B, L, D], proj[B, L, A], h0[B, H], c0[B, H]."""
+    feats, _ = encode(params, config, images)
+    proj, h, c, _ = init_decoder(params, feats)
+    return feats, proj, h, c
+
+
+def _log_probs(params, h):
+    """h[N, H] -> log-probabilities of the next word [N, V], by a stable log-softmax
+    (x - max - log sum exp(x - max)); <pad> and <start> get -inf, so are never chosen."""
+    xp = array_module(h)
+    logits = h @ params["out_w"] + params["out_b"]
+    logits[:, [PAD_ID, START_ID]] = -xp.inf
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    return shifted - xp.log(xp.exp(shifted).sum(axis=1, keepdims=True))
+
+
+def _top_k(x, k):
+    """x[B, M] -> the columns of each row's k largest entries [B, k], largest first."""
+    xp = array_module(x)
+    cols = xp.argpartition(-x, k - 1, axis=1)[:, :k]
+    return _take(cols, xp.argsort(-_take(x, cols), axis=1))
+
+
+def _take(x, cols):
+    """x[B, M], cols[B, k] -> x[b, cols[b, j]] [B, k]."""
+    return x[array_module(x).arange(x.shape[0])[:, None], cols]
+
+
+def _extend(beams, best, scores, alpha, V, t):
+    """The hypotheses beams[b, best // V] followed by word best % V (best[B, K] indexes
+    K * V candidates), with that step's attention alpha[B * K, L] and the given scores."""
+    xp = array_module(best)
+    B, K = best.shape
+    image, parent = xp.arange(B)[:, None], best // V
+    tokens, alphas = beams.tokens[image, parent], beams.alphas[image, parent]
+    tokens[:, :, t] = best % V
+    alphas[:, :, t] = alpha.reshape(B, K, -1)[image, parent]
+    return Beams(scores, xp.full((B, K), t + 1), tokens, alphas)
+
+
+def _normalised(beams, a):
+    """The scores [B, K] that rank hypotheses: log-probability / tokens ** a."""
+    return beams.scores / beams.lengths ** a
+
+
+def _keep_best(x, y, K, a):
+    """The K best of the hypotheses x and y [B, K each] by normalised score, best first."""
+    xp = array_module(x.scores)
+    both = Beams(*(xp.concatenate([u, v], axis=1) for u, v in zip(x, y)))
+    best = _top_k(_normalised(both, a), K)
+    image = xp.arange(best.shape[0])[:, None]
+    return Beams(*(field[image, best] for field in both))
+
+
+def _captions(tokens, lengths, scores, alphas):
+    """tokens[B, T], lengths[B] (tokens generated, <end> included), scores[B], alphas[B, T, L]
+    -> Captions, with <end> and its attention map dropped."""
+    tokens, lengths, alphas = to_numpy(tokens), to_numpy(lengths), to_numpy(alphas)
+    n_words = [int(n) - int(row[n - 1] == END_ID) for row, n in zip(tokens, lengths)]
+    return Captions([row[:n].tolist() for row, n in zip(tokens, n_words)],
+                    to_numpy(scores).astype(np.float64),
+                    [a[:n] for a, n in zip(alphas, n_words)])
