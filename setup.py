@@ -16,6 +16,7 @@ setup(
         "h5py>=3.8",
         "numba>=0.58",
         "tqdm>=4.60",
+        "matplotlib>=3.5",
     ],
     extras_require={
         # CuPy wheels are per CUDA major version: swap for cupy-cuda12x on a CUDA 12 driver.

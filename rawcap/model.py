@@ -151,27 +151,27 @@ def decode_step(params, config, feats, proj, h, c, word_vectors):
 
 
 def decode_step_backward(dh, dc, dalpha, cache, grads):
-    """-> dfeats, dproj, dh_prev, dc_prev, dword_vectors; parameter gradients are added to `grads`."""
+    """-> dfeats, dproj, dh_prev, dc_prev, dword_vectors; the step's parameter gradients are
+    added into `grads` (the same weights serve every step, so their gradients sum over t)."""
     att, gate, lstm = cache
     dx, dh_prev, dc_prev, dwx, dwh, db = nn.lstm_step_backward(dh, dc, lstm)
-    accumulate(grads, lstm_wx=dwx, lstm_wh=dwh, lstm_b=db)
+    grads["lstm_wx"] += dwx
+    grads["lstm_wh"] += dwh
+    grads["lstm_b"] += db
     E = grads["embed_w"].shape[1]
     dwords, dcontext = dx[:, :E], dx[:, E:]
     if gate is not None:
         beta, context, aff, sig = gate
         dpre = nn.sigmoid_backward(dcontext * context, sig)
         dh_gate, dgw, dgb = nn.affine_backward(dpre, aff)
-        accumulate(grads, gate_w=dgw, gate_b=dgb)
+        grads["gate_w"] += dgw
+        grads["gate_b"] += dgb
         dh_prev = dh_prev + dh_gate
         dcontext = dcontext * beta
     dfeats, dproj, dh_att, dwh_att, dv = nn.attention_backward(dcontext, dalpha, att)
-    accumulate(grads, att_h_w=dwh_att, att_v=dv)
+    grads["att_h_w"] += dwh_att
+    grads["att_v"] += dv
     return dfeats, dproj, dh_prev + dh_att, dc_prev, dwords
-
-
-def accumulate(grads, **new):
-    for name, g in new.items():
-        grads[name] = g if name not in grads else grads[name] + g
 
 
 def loss_and_grads(params, config, images, inputs, targets, mask, caption_image, rng=None):
@@ -181,9 +181,14 @@ def loss_and_grads(params, config, images, inputs, targets, mask, caption_image,
     caption_image[B]: the image of each caption. rng: a NumPy Generator for dropout (None: off).
     -> loss (float), {"ce", "attention", "decay"} parts, grads keyed like params.
     """
+    loss, parts, cache = forward(params, config, images, inputs, targets, mask, caption_image, rng)
+    return loss, parts, backward(cache)
+
+
+def forward(params, config, images, inputs, targets, mask, caption_image, rng=None):
+    """The loss (arguments as for loss_and_grads) -> loss, parts, cache for `backward`."""
     xp = array_module(images)
     B, T = inputs.shape
-    grads = {name: xp.zeros_like(p) for name, p in params.items()}
 
     # Forward: encoder, then every caption gets its image's features (a row lookup: the
     # embedding layer does exactly that), decoder initial state, then T steps.
@@ -209,15 +214,26 @@ def loss_and_grads(params, config, images, inputs, targets, mask, caption_image,
     att_loss = config.lambda_alpha * ((1 - attended) ** 2).sum() / B
     weights = [name for name in params if not name.endswith("_b")]
     decay = config.weight_decay / 2 * sum((params[n] ** 2).sum() for n in weights)
+    parts = {"ce": float(ce), "attention": float(att_loss), "decay": float(decay)}
+    cache = (params, config, enc, gather, init, emb, steps, drop, out, ce_cache, attended, maskf,
+             (B, T, N, L, D), words.shape)
+    return sum(parts.values()), parts, cache
 
-    # Backward, in reverse.
+
+def backward(cache):
+    """The gradient of every parameter (a dict keyed like params) from forward's cache."""
+    (params, config, enc, gather, init, emb, steps, drop, out, ce_cache, attended, maskf,
+     (B, T, N, L, D), words_shape) = cache
+    xp = array_module(maskf)
+    grads = {name: xp.zeros_like(p) for name, p in params.items()}
     dlogits = nn.softmax_cross_entropy_backward(ce_cache)
     ddropped, grads["out_w"], grads["out_b"] = nn.affine_backward(dlogits, out)
     dhs = nn.dropout_backward(ddropped, drop)
     dalphas = config.lambda_alpha * 2 * (attended - 1)[:, None, :] * maskf[:, :, None] / B
-    dfeats, dproj = xp.zeros_like(feats), xp.zeros_like(proj)
-    dwords = xp.empty_like(words)
-    dh, dc = xp.zeros_like(h), None
+    dfeats = xp.zeros((B, L, D), dtype=maskf.dtype)
+    dproj = xp.zeros((B, L, params["att_v"].shape[0]), dtype=maskf.dtype)
+    dwords = xp.empty(words_shape, dtype=maskf.dtype)
+    dh, dc = xp.zeros((B, params["lstm_wh"].shape[0]), dtype=maskf.dtype), None
     for t in reversed(range(T)):
         df, dp, dh, dc, dwords[:, t] = decode_step_backward(dhs[:, t] + dh, dc, dalphas[:, t],
                                                             steps[t], grads)
@@ -227,8 +243,7 @@ def loss_and_grads(params, config, images, inputs, targets, mask, caption_image,
     dfeats += init_decoder_backward(dproj, dh, dc, init, grads)
     dfeats_img = nn.embedding_backward(dfeats.reshape(B, L * D), gather).reshape(N, L, D)
     encode_backward(dfeats_img, enc, config, grads)
-    for name in weights:
-        grads[name] += config.weight_decay * params[name]
-
-    parts = {"ce": float(ce), "attention": float(att_loss), "decay": float(decay)}
-    return sum(parts.values()), parts, grads
+    for name in params:
+        if not name.endswith("_b"):
+            grads[name] += config.weight_decay * params[name]
+    return grads

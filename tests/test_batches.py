@@ -227,3 +227,13 @@ def test_bad_arguments_and_files_raise_errors_that_name_them(cache, tmp_path):
     write_cache(tmp_path / "no_test.h5", split=[0, 1], counts=[1, 1])
     with pytest.raises(ValueError, match="no_test.h5: split 'test' has 0 images and no captions"):
         CaptionBatches(tmp_path / "no_test.h5", "test", 4)
+
+
+def test_an_epoch_can_start_part_way(cache):
+    path, _ = cache
+    loader = CaptionBatches(path, "train", 4, seed=3, prefetch=0)
+    whole = list(loader.epoch(2))
+    rest = list(loader.epoch(2, start=2))
+    assert len(rest) == len(whole) - 2
+    for a, b in zip(whole[2:], rest):
+        assert all(np.array_equal(x, y) for x, y in zip(a, b))

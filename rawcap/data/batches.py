@@ -114,14 +114,14 @@ class CaptionBatches:
         units = self.num_images if self.per_image else self.num_captions
         return math.ceil(units / self.batch_size)
 
-    def epoch(self, index):
+    def epoch(self, index, start=0):
         """An iterator over the batches of epoch `index` (an int >= 0), in an order fixed by
-        (seed, index).
+        (seed, index), from batch number `start` on (a resumed run skips those it has done).
 
         With prefetch > 0 a daemon thread reads ahead. Leaving the loop early (break, an
         exception) stops the thread and closes its file once the iterator is dropped or closed.
         """
-        batches = self._read(self._plan(index))
+        batches = self._read(self._plan(index)[start:])
         return read_ahead(batches, self.prefetch) if self.prefetch else batches
 
     def _plan(self, index):
