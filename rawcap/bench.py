@@ -6,6 +6,7 @@ Warm-up steps first, then the median of `--steps` timed steps of each part; the 
 matters (images per second through a whole step) is printed last.
 """
 import argparse
+import sys
 import time
 
 import numpy as np
@@ -37,7 +38,11 @@ def main(argv=None):
     p.add_argument("--warmup", type=int, default=2, help="untimed steps first")
     args = p.parse_args(argv)
 
-    xp = get_device(args.device)
+    try:
+        xp = get_device(args.device)
+    except RuntimeError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     config = Config(vocab_size=args.vocab_size, image_size=args.image_size,
                     channels=tuple(int(c) for c in args.channels.split(",")),
                     embed_size=args.embed_size, hidden_size=args.hidden_size,

@@ -13,7 +13,9 @@ exits; --resume continues from it, bit for bit on the CPU.
 import argparse
 import csv
 import json
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -106,6 +108,22 @@ def model_config(args, cache):
                   pixel_mean=tuple(map(float, mean)), pixel_std=tuple(map(float, std)))
 
 
+def stop_on_ctrl_c(log):
+    """A first Ctrl-C asks the run to stop after the step in progress; a second one stops at once.
+    Either way last.h5 then holds the last finished step. -> the Event the training loop polls."""
+    stop = threading.Event()
+
+    def handler(signum, frame):
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+        log("\nCtrl-C: stopping after this step (press again to stop at once)")
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, handler)
+    return stop
+
+
 class Run:
     """The run directory: checkpoints, the epoch log and its plot."""
 
@@ -174,6 +192,9 @@ def train(args, log=print):
         return dict(meta, config=config.to_dict(), cache=str(cache), args=vars(args), vocab=words,
                     dropout_rng=dropout_rng.bit_generator.state, test_beam=args.test_beam)
 
+    stop = stop_on_ctrl_c(log)
+    step_rng = dropout_rng.bit_generator.state      # the dropout RNG as the current step began
+    updating = False
     try:
         while meta["epoch"] < args.epochs:
             epoch, start = meta["epoch"], meta["batch"]
@@ -181,6 +202,9 @@ def train(args, log=print):
             bar = tqdm(loader.epoch(epoch, start), total=len(loader), initial=start,
                        desc=f"epoch {epoch + 1}/{args.epochs}", unit="batch", disable=args.quiet)
             for batch in bar:
+                if stop.is_set():
+                    raise KeyboardInterrupt
+                step_rng = dropout_rng.bit_generator.state
                 tick = time.time()
                 lr = schedule(meta["step"])
                 arrays = [xp.asarray(a) for a in batch[:5]]
@@ -188,7 +212,9 @@ def train(args, log=print):
                 check_finite(loss, grads)
                 if args.clip:
                     clip_global_norm(grads, args.clip)
+                updating = True             # params change in place from here ...
                 optimizer.step(params, grads, lr)
+                updating = False            # ... to here
                 meta.update(step=meta["step"] + 1, batch=meta["batch"] + 1,
                             epoch_loss=meta["epoch_loss"] + parts["ce"],
                             epoch_batches=meta["epoch_batches"] + 1)
@@ -211,13 +237,21 @@ def train(args, log=print):
                 run.save("best.h5", params, optimizer, checkpoint_meta())
             run.save("last.h5", params, optimizer, checkpoint_meta())
     except KeyboardInterrupt:
+        if updating:
+            log("\nstopped in the middle of a parameter update: last.h5 keeps the previous save")
+            return 130
+        # Save the state as of the last finished step; an unfinished one is redone on resume.
+        dropout_rng.bit_generator.state = step_rng
         run.save("last.h5", params, optimizer, checkpoint_meta())
         log(f"\ninterrupted: saved {run.path / 'last.h5'}; continue with "
             f"python -m rawcap.train --resume {run.path}")
         return 130
     except NonFiniteError as e:
-        log(f"error: {e}; stopping. best.h5 is untouched; last.h5 holds the last finite epoch.")
+        print(f"error: {e}; stopping. best.h5 is untouched; last.h5 holds the last finite epoch.",
+              file=sys.stderr)
         return 3
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
     best, _, _ = load_checkpoint(run.path / "best.h5")
     best = {k: xp.asarray(v) for k, v in best.items()}

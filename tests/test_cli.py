@@ -1,0 +1,346 @@
+"""End to end: the command lines train, evaluate, caption and bench, on a tiny shapes dataset.
+
+Everything is tiny so that the file runs in seconds: 50 images of 32 x 32 (40 train, 5 val,
+5 test), a model with channels 4,8 and E=8, H=16, A=8, batches of 8 images (5 per epoch).
+One 2-epoch run ("run A") is trained once per session; the tests that only read a run share it.
+train.py puts its cache under ./data, so every training test works in the session's directory
+(the cache is built there once) and writes its own run directory under tmp_path.
+"""
+import csv
+import importlib.util
+import json
+import math
+import re
+import shutil
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from rawcap import bench, caption, evaluate, train
+from rawcap.checkpoint import load_checkpoint
+from rawcap.data.batches import CaptionBatches
+from rawcap.data.cache import open_cache
+from rawcap.data.shapes import generate_shapes
+from rawcap.model import Config, init_params, loss_and_grads
+from rawcap.optim import Adam
+
+BATCHES = 5                 # 40 train images / batches of 8: one epoch
+TINY = ["--image-size", "32", "--channels", "4,8", "--embed-size", "8", "--hidden-size", "16",
+        "--attention-size", "8", "--batch-size", "8", "--quiet"]
+LOG_COLUMNS = ["epoch", "step", "train_loss", "val_bleu1", "val_bleu2", "val_bleu3", "val_bleu4",
+               "val_rouge_l", "val_cider", "lr", "seconds", "images_per_s"]
+SCORES = ["bleu1", "bleu2", "bleu3", "bleu4", "rouge_l", "cider"]
+
+
+@pytest.fixture(scope="session")
+def workdir(tmp_path_factory):
+    """The session's working directory, holding the tiny dataset in shapes/."""
+    root = tmp_path_factory.mktemp("work")
+    generate_shapes(root / "shapes", n_images=50, image_size=32, workers=1, progress=False)
+    return root
+
+
+@pytest.fixture(scope="session")
+def run_a(workdir):
+    """Run A: 2 epochs, test beam 3, trained once. -> its exit status and run directory."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(workdir)
+        status = train.main(TINY + ["--data-dir", "shapes", "--epochs", "2", "--test-beam", "3",
+                                    "--out", str(workdir / "runs" / "A")])
+    return SimpleNamespace(status=status, path=workdir / "runs" / "A")
+
+
+@pytest.fixture
+def in_workdir(workdir, monkeypatch):
+    monkeypatch.chdir(workdir)
+    return workdir
+
+
+def train_args(out, *more):
+    return TINY + ["--data-dir", "shapes", "--epochs", "2", "--out", str(out), *more]
+
+
+def on_loss_call(monkeypatch, action):
+    """Route train.py's calls of loss_and_grads through action(n, *args), n = 1, 2, ..."""
+    calls = iter(range(1, 10 ** 6))
+    monkeypatch.setattr(train, "loss_and_grads", lambda *args: action(next(calls), *args))
+
+
+def read_log(run_dir):
+    with open(run_dir / "log.csv", newline="") as f:
+        reader = csv.DictReader(f)
+        return reader.fieldnames, list(reader)
+
+
+# 1. A whole run ------------------------------------------------------------------------------
+
+def test_train_writes_a_complete_run_directory(run_a, workdir):
+    assert run_a.status == 0
+    config = json.loads((run_a.path / "config.json").read_text())
+    assert config["model"]["channels"] == [4, 8] and config["train"]["epochs"] == 2
+
+    columns, rows = read_log(run_a.path)
+    assert columns == LOG_COLUMNS
+    assert [(r["epoch"], r["step"]) for r in rows] == [("1", str(BATCHES)), ("2", str(2 * BATCHES))]
+    assert all(math.isfinite(float(r["train_loss"])) for r in rows)
+
+    with Image.open(run_a.path / "loss.png") as png:
+        assert png.format == "PNG"
+        png.verify()
+    assert load_checkpoint(run_a.path / "last.h5")[2]["epoch"] == 2
+    assert load_checkpoint(run_a.path / "best.h5")[2]["epoch"] in (1, 2)
+
+    metrics = json.loads((run_a.path / "metrics.json").read_text())
+    assert all(isinstance(metrics[k], float) for k in SCORES)
+    for words in ("test split", "5 references", "beam 3"):
+        assert words in metrics["protocol"]
+
+    test_images = (workdir / "shapes" / "Flickr_8k.testImages.txt").read_text().split()
+    captions = json.loads((run_a.path / "captions_test.json").read_text())
+    assert sorted(captions) == sorted(test_images)
+    assert all(isinstance(c, str) for c in captions.values())
+
+
+# 2. --resume -----------------------------------------------------------------------------------
+
+def interrupt(at_call, after_step_started):
+    """Ctrl-C at loss_and_grads call `at_call`: before it runs, or once it has run (its dropout
+    masks drawn) but before the optimizer step."""
+    def action(n, *args):
+        if n == at_call and not after_step_started:
+            raise KeyboardInterrupt
+        result = loss_and_grads(*args)
+        if n == at_call:
+            raise KeyboardInterrupt
+        return result
+    return action
+
+
+@pytest.mark.parametrize("at_call, after_step_started", [
+    (3, False),                     # epoch 1, batch 3
+    (BATCHES + 3, False),           # epoch 2, batch 3
+    (BATCHES + 3, True),            # epoch 2, batch 3, after the dropout masks were drawn
+], ids=["epoch1-before-step", "epoch2-before-step", "epoch2-after-dropout"])
+def test_resume_continues_bit_for_bit(run_a, in_workdir, tmp_path, monkeypatch, at_call,
+                                      after_step_started):
+    run_b = tmp_path / "B"
+    with monkeypatch.context() as mp:
+        on_loss_call(mp, interrupt(at_call, after_step_started))
+        assert train.main(train_args(run_b)) == 130
+    assert (run_b / "last.h5").is_file()
+
+    assert train.main(["--resume", str(run_b), "--quiet"]) == 0
+    params_a, optimizer_a, _ = load_checkpoint(run_a.path / "last.h5")
+    params_b, optimizer_b, _ = load_checkpoint(run_b / "last.h5")
+    assert params_a.keys() == params_b.keys() and optimizer_a.keys() == optimizer_b.keys()
+    for name in params_a:
+        assert np.array_equal(params_a[name], params_b[name]), name
+    for key in optimizer_a:
+        assert np.array_equal(optimizer_a[key], optimizer_b[key]), key
+    losses = [[row["train_loss"] for row in read_log(run)[1]] for run in (run_a.path, run_b)]
+    assert losses[0] == losses[1]
+
+
+# 3. A non-finite loss -----------------------------------------------------------------------------
+
+def test_a_nan_loss_stops_with_status_3_and_leaves_best_alone(in_workdir, tmp_path, monkeypatch,
+                                                              capsys):
+    best, best_after_epoch_1 = tmp_path / "run" / "best.h5", []
+
+    def nan_in_epoch_2(n, *args):
+        loss, parts, grads = loss_and_grads(*args)
+        if n == BATCHES + 2:
+            best_after_epoch_1.append(best.read_bytes())
+            return float("nan"), dict(parts, ce=float("nan")), grads
+        return loss, parts, grads
+
+    on_loss_call(monkeypatch, nan_in_epoch_2)
+    assert train.main(train_args(tmp_path / "run")) == 3
+    out, err = capsys.readouterr()
+    assert "error:" in out + err and "nan" in out + err
+    assert best.read_bytes() == best_after_epoch_1[0]
+    assert load_checkpoint(tmp_path / "run" / "last.h5")[2]["epoch"] == 1
+    assert not (tmp_path / "run" / "metrics.json").exists()
+
+
+# 4. --init-from ---------------------------------------------------------------------------------
+
+def test_init_from_starts_a_new_run_from_the_checkpoint_weights(run_a, in_workdir, tmp_path,
+                                                                monkeypatch):
+    source = run_a.path / "best.h5"
+    source_bytes, source_log = source.read_bytes(), read_log(run_a.path)
+    weights, _, _ = load_checkpoint(source)
+    first_step = {}
+
+    def spy(n, params, *rest):
+        if n == 1:
+            first_step.update({k: np.array(v) for k, v in params.items()})
+        return loss_and_grads(params, *rest)
+
+    on_loss_call(monkeypatch, spy)
+    run_c = tmp_path / "C"
+    assert train.main(TINY + ["--data-dir", "shapes", "--epochs", "1", "--init-from", str(source),
+                              "--out", str(run_c)]) == 0
+    assert first_step.keys() == weights.keys()
+    assert all(np.array_equal(first_step[k], weights[k]) for k in weights)
+
+    # A new run: its own directory, epochs and steps counted from 0, a fresh optimizer.
+    assert [(r["epoch"], r["step"]) for r in read_log(run_c)[1]] == [("1", str(BATCHES))]
+    _, optimizer, meta = load_checkpoint(run_c / "last.h5")
+    assert meta["epoch"] == 1 and optimizer["t"] == BATCHES
+    assert source.read_bytes() == source_bytes and read_log(run_a.path) == source_log
+
+
+# 5. The model can learn -------------------------------------------------------------------------
+
+def test_a_tiny_model_overfits_eight_captions(run_a, workdir):
+    """8 images with one caption each (several captions of one image start differently, and
+    no model can tell which one comes: CE could not reach 0). CE starts near ln V = ln 39 = 3.7;
+    it ends at 0.011-0.014 over init seeds 0-3, so 0.05 leaves a margin of about 4."""
+    cache = workdir / "data" / "shapes-32.h5"
+    with open_cache(cache) as f:
+        vocab_size = len(json.loads(f.attrs["vocab"])["words"])
+    batch = next(iter(CaptionBatches(cache, "train", 8, per_image=True, prefetch=0).epoch(0)))
+    first = np.searchsorted(batch.caption_image, np.arange(8))     # each image's first caption
+    T = int(batch.mask[first].sum(axis=1).max())
+    inputs, targets, mask = batch.inputs[first, :T], batch.targets[first, :T], batch.mask[first, :T]
+
+    config = Config(vocab_size=vocab_size, image_size=32, channels=(4, 8), embed_size=8,
+                    hidden_size=32, attention_size=8, dropout=0.0)
+    params = init_params(config, np.random.default_rng(0))
+    optimizer = Adam(params)
+    for _ in range(200):
+        _, parts, grads = loss_and_grads(params, config, batch.images, inputs, targets, mask,
+                                         np.arange(8, dtype=np.int32))
+        optimizer.step(params, grads, 1e-2)
+    assert parts["ce"] < 0.05
+
+
+# 6. rawcap.evaluate ------------------------------------------------------------------------------
+
+def test_evaluate_reproduces_the_run_metrics(run_a, in_workdir, tmp_path, capsys):
+    status = evaluate.main([str(run_a.path), "--split", "test", "--beam", "3", "--out", str(tmp_path)])
+    assert status == 0
+    assert "BLEU-4" in capsys.readouterr().out
+    original = json.loads((run_a.path / "metrics.json").read_text())
+    again = json.loads((tmp_path / "metrics.json").read_text())
+    assert {k: again[k] for k in SCORES + ["protocol"]} == {k: original[k] for k in SCORES + ["protocol"]}
+    assert (json.loads((tmp_path / "captions_test.json").read_text())
+            == json.loads((run_a.path / "captions_test.json").read_text()))
+
+
+@pytest.mark.parametrize("what", ["missing run directory", "not a checkpoint", "empty directory"])
+def test_evaluate_rejects_what_is_not_a_run(tmp_path, capsys, what):
+    path = tmp_path / "nowhere"
+    if what == "not a checkpoint":
+        path.write_text("these are notes, not weights\n")
+    elif what == "empty directory":
+        path.mkdir()
+    assert evaluate.main([str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and str(path) in err
+
+
+# 7. rawcap.caption -------------------------------------------------------------------------------
+
+def parse_captions(stdout):
+    """'path: caption' lines -> {path: caption}."""
+    return dict(line.partition(": ")[::2] for line in stdout.splitlines())
+
+
+def test_caption_reads_any_image_and_reports_bad_ones(run_a, workdir, tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    wide, tall = tmp_path / "wide.png", tmp_path / "tall.jpg"
+    Image.fromarray(rng.integers(0, 256, (170, 300, 4), dtype=np.uint8), "RGBA").save(wide)
+    Image.fromarray(rng.integers(0, 256, (260, 90), dtype=np.uint8), "L").save(tall)
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    for name in ("shapes_00045.jpg", "shapes_00046.jpg"):
+        shutil.copy(workdir / "shapes" / "images" / name, folder)
+    missing, corrupt = tmp_path / "missing.jpg", tmp_path / "corrupt.png"
+    corrupt.write_bytes(b"\x89PNG\r\n\x1a\n" + b"not really a png" * 10)
+    readable = [wide, tall, folder / "shapes_00045.jpg", folder / "shapes_00046.jpg"]
+
+    status = caption.main([str(run_a.path / "best.h5"), str(wide), str(tall), str(folder),
+                           str(missing), str(corrupt), "--json", str(tmp_path / "out.json"),
+                           "--attention", str(tmp_path / "att.png")])
+    out, err = capsys.readouterr()
+    assert status == 1
+    captions = parse_captions(out)
+    assert list(captions) == [str(p) for p in readable]
+    assert str(missing) in err and str(corrupt) in err
+    assert not any(str(p) in err for p in readable)
+    assert json.loads((tmp_path / "out.json").read_text()) == captions
+
+    # One attention grid per readable image: the photo, then a tile per word (and <end>),
+    # 5 tiles of 128 x (128 + 14) to a row.
+    assert sorted(p.name for p in tmp_path.glob("att*.png")) == sorted(
+        f"att-{p.stem}.png" for p in readable)
+    for path in readable:
+        with Image.open(tmp_path / f"att-{path.stem}.png") as grid:
+            words = len(captions[str(path)].split())
+            rows = {math.ceil((1 + words) / 5), math.ceil((2 + words) / 5)}
+            assert grid.format == "PNG" and grid.width == 5 * 128 and grid.height / 142 in rows
+
+    # A run directory stands for its best.h5; one image gets OUT.png itself.
+    status = caption.main([str(run_a.path), str(wide), "--attention", str(tmp_path / "one.png")])
+    assert status == 0
+    assert parse_captions(capsys.readouterr().out) == {str(wide): captions[str(wide)]}
+    with Image.open(tmp_path / "one.png") as grid:
+        assert grid.format == "PNG"
+
+
+# 8. rawcap.bench ---------------------------------------------------------------------------------
+
+def test_bench_prints_the_time_of_each_part_and_images_per_second(capsys):
+    assert bench.main(["--batch-size", "4", "--captions-per-image", "2", "--length", "5",
+                       "--vocab-size", "20", "--image-size", "32", "--channels", "4,8",
+                       "--embed-size", "8", "--hidden-size", "16", "--attention-size", "8",
+                       "--steps", "2", "--warmup", "1"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    ms = {}
+    for part in ("forward", "backward", "optimizer", "step"):
+        found = [re.fullmatch(rf"\s*{part}\s+([\d.]+) ms.*", line) for line in lines]
+        ms[part] = float(next(m for m in found if m).group(1))
+    last = re.fullmatch(r"([\d.]+) images/s \((\d+) captions/s\)", lines[-1])
+    assert last, lines[-1]
+    assert float(last.group(1)) == pytest.approx(4 / ms["step"] * 1e3, rel=0.05)
+
+
+# 9. Bad command lines ---------------------------------------------------------------------------
+
+def test_flickr8k_without_data_dir_is_an_error(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert train.main(["--data", "flickr8k", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and "--data-dir" in err
+    assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.skipif(importlib.util.find_spec("cupy") is not None, reason="CuPy is installed")
+@pytest.mark.parametrize("command, argv", [
+    (train.main, ["--quiet"]),
+    (caption.main, ["run.h5", "photo.jpg"]),
+    (bench.main, []),
+], ids=["train", "caption", "bench"])
+def test_device_cuda_without_cupy_is_an_error(tmp_path, monkeypatch, capsys, command, argv):
+    monkeypatch.chdir(tmp_path)
+    assert command(argv + ["--device", "cuda"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and "CuPy" in err
+
+
+@pytest.mark.parametrize("command, options", [
+    (train.main, ["--data-dir", "--resume", "--init-from", "--epochs", "--device"]),
+    (evaluate.main, ["--split", "--beam", "--cache"]),
+    (caption.main, ["--beam", "--attention", "--json"]),
+    (bench.main, ["--steps", "--warmup", "--batch-size", "--device"]),
+], ids=["train", "evaluate", "caption", "bench"])
+def test_help_exits_0_and_lists_the_main_options(capsys, command, options):
+    with pytest.raises(SystemExit) as stop:
+        command(["--help"])
+    assert stop.value.code == 0
+    out = capsys.readouterr().out
+    assert all(option in out for option in options)
