@@ -48,11 +48,12 @@ def generate_split(params, config, cache_path, split, beam=1, batch_size=50, max
     return [names[i] for i in order], [hypotheses[i] for i in order], [refs[i] for i in order]
 
 
-def evaluate_split(params, config, cache_path, split, beam=1, progress=True):
-    """-> (scores dict, {file name: caption}, protocol string)."""
+def evaluate_split(params, config, cache_path, split, beam=1, progress=True, meteor=False):
+    """-> (scores dict, {file name: caption}, protocol string). METEOR only when asked (it
+    needs pycocoevalcap and Java; a warning says why it is left out)."""
     names, hypotheses, references = generate_split(params, config, cache_path, split, beam,
                                                    progress=progress)
-    scores = score_captions(references, hypotheses)
+    scores = score_captions(references, hypotheses, meteor=meteor)
     n_refs = sorted({len(r) for r in references})
     protocol = (f"{split} split, {len(names)} images, {'/'.join(map(str, n_refs))} references "
                 f"per image, {'greedy' if beam == 1 else f'beam {beam}'} decoding, rawcap.metrics "
@@ -86,13 +87,16 @@ def main(argv=None):
     parser.add_argument("--beam", type=int, default=3, help="beam size; 1 is greedy (default 3)")
     parser.add_argument("--cache", help="the HDF5 cache to read (default: the one the run trained on)")
     parser.add_argument("--out", help="where to write the json files (default: the run directory)")
+    parser.add_argument("--meteor", action="store_true",
+                        help="add METEOR (needs pycocoevalcap and Java; skipped with a warning otherwise)")
     args = parser.parse_args(argv)
     try:
         checkpoint = find_checkpoint(args.run)
         params, _, meta = load_checkpoint(checkpoint)
         config = Config.from_dict(meta["config"])
         cache = args.cache or meta["cache"]
-        scores, captions, protocol = evaluate_split(params, config, cache, args.split, args.beam)
+        scores, captions, protocol = evaluate_split(params, config, cache, args.split, args.beam,
+                                                    meteor=args.meteor)
     except (CheckpointError, ValueError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
