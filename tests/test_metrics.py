@@ -185,10 +185,11 @@ def test_score_captions_gathers_the_metrics_in_coco_order():
 
 
 def test_meteor_available_says_what_is_missing(monkeypatch):
-    monkeypatch.setattr(metrics.shutil, "which", lambda name: None)
+    monkeypatch.setattr(metrics.importlib.util, "find_spec", lambda name: object())  # installed
+    monkeypatch.setattr(metrics.shutil, "which", lambda name: None)                  # no java
     available, reason = meteor_available()
     assert not available and "java" in reason
-    monkeypatch.setattr(metrics.importlib.util, "find_spec", lambda name: None)
+    monkeypatch.setattr(metrics.importlib.util, "find_spec", lambda name: None)     # not installed
     available, reason = meteor_available()
     assert not available and "pip install pycocoevalcap" in reason
 
