@@ -88,7 +88,7 @@ def prepare_data(args, log):
     if args.data == "shapes" and not (data_dir / "shapes.json").is_file():
         log(f"generating the built-in dataset in {data_dir}")
         generate_shapes(data_dir, progress=not args.quiet)
-    cache = Path("data") / f"{data_dir.resolve().name}-{size}.h5"
+    cache = (Path("data") / f"{data_dir.resolve().name}-{size}.h5").resolve()
     prepare(data_dir, cache, size=size, min_count=args.min_count, max_length=args.max_length,
             progress=not args.quiet, log=log)
     return cache
@@ -145,7 +145,19 @@ class Run:
                         optimizer.state_dict(), meta)
 
 
+def weights_from(checkpoint, params):
+    """The checkpoint's parameters, checked against the new model's names and shapes."""
+    loaded = load_checkpoint(checkpoint)[0]
+    for name, p in params.items():
+        if name not in loaded or loaded[name].shape != p.shape:
+            got = loaded[name].shape if name in loaded else "nothing"
+            raise ValueError(f"--init-from {checkpoint}: {name} has {got}, this model needs "
+                             f"{p.shape} (use the same model sizes and vocabulary)")
+    return {name: loaded[name].astype(p.dtype) for name, p in params.items()}
+
+
 def train(args, log=print):
+    """Run (or resume) training as `args` say; -> the exit status (0, 130 interrupted, 3 non-finite)."""
     xp = get_device(args.device)
     if args.resume:
         params, opt_state, meta = load_checkpoint(Path(args.resume) / "last.h5")
@@ -163,7 +175,7 @@ def train(args, log=print):
         rng = np.random.default_rng(args.seed)
         params = init_params(config, rng)
         if args.init_from:
-            params.update(load_checkpoint(args.init_from)[0])
+            params = weights_from(args.init_from, params)
         run = Run(args.out or Path("runs") / args.data)
         write_json(run.path / "config.json", {"model": config.to_dict(), "train": vars(args),
                                               "cache": str(cache)})

@@ -193,6 +193,14 @@ def test_init_from_starts_a_new_run_from_the_checkpoint_weights(run_a, in_workdi
     assert source.read_bytes() == source_bytes and read_log(run_a.path) == source_log
 
 
+def test_init_from_a_checkpoint_of_another_shape_is_an_error(run_a, in_workdir, tmp_path, capsys):
+    argv = TINY + ["--data-dir", "shapes", "--epochs", "1", "--init-from",
+                   str(run_a.path / "best.h5"), "--out", str(tmp_path / "D")]
+    argv[argv.index("--hidden-size") + 1] = "12"
+    assert train.main(argv) == 2
+    assert "needs" in capsys.readouterr().err and not (tmp_path / "D" / "last.h5").exists()
+
+
 # 5. The model can learn -------------------------------------------------------------------------
 
 def test_a_tiny_model_overfits_eight_captions(run_a, workdir):
