@@ -17,3 +17,11 @@ def arrays_in(obj):
     if isinstance(obj, (tuple, list)):
         return [a for item in obj for a in arrays_in(item)]
     return []
+
+
+def assert_float32_close(pairs, tol):
+    """Each (float32 result, float64 result) pair: the float32 one kept its dtype and agrees to
+    tol times the largest float64 entry."""
+    for got, want in pairs:
+        assert got.dtype == np.float32
+        np.testing.assert_allclose(got, want, rtol=0, atol=tol * np.abs(want).max())

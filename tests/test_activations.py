@@ -8,6 +8,8 @@ from scipy.special import expit
 from rawcap.gradcheck import TOLERANCE, gradient_errors, relu_check
 from rawcap.layers import relu_backward, relu_forward, sigmoid
 
+from helpers import assert_float32_close
+
 # relu only selects or zeroes entries, so float32 must agree to float32 rounding of the inputs;
 # sigmoid is a few exp/divide steps, each within a float32 rounding (about 6e-8 relative).
 FLOAT32_TOL = 1e-6
@@ -40,9 +42,7 @@ def test_relu_float32_agrees_with_float64():
     out32, cache32 = relu_forward(x.astype(np.float32))
     dx64 = relu_backward(dout, cache64)
     dx32 = relu_backward(dout.astype(np.float32), cache32)
-    for got, want in [(out32, out64), (dx32, dx64)]:
-        assert got.dtype == np.float32
-        np.testing.assert_allclose(got, want, rtol=0, atol=FLOAT32_TOL * np.abs(want).max())
+    assert_float32_close([(out32, out64), (dx32, dx64)], FLOAT32_TOL)
 
 
 @pytest.mark.parametrize("x, message", [

@@ -10,6 +10,8 @@ from rawcap.gradcheck import TOLERANCE, LayerCheck, conv2d_check, gradient_error
 from rawcap.layers import conv2d_backward, conv2d_forward
 from rawcap.layers.conv import col2im, im2col
 
+from helpers import assert_float32_close
+
 # float32 keeps about 7 significant digits; a conv output sums a few dozen products, which
 # costs at most a digit more. Differences are measured against the largest float64 entry.
 FLOAT32_TOL = 1e-5
@@ -124,9 +126,7 @@ def test_conv2d_float32_agrees_with_float64(N, C, H, W, F, KH, KW, stride, pad):
     dout = rng.standard_normal(out64.shape)
     grads64 = conv2d_backward(dout, cache64)
     grads32 = conv2d_backward(dout.astype(np.float32), cache32)
-    for got, want in zip((out32, *grads32), (out64, *grads64)):
-        assert got.dtype == np.float32
-        np.testing.assert_allclose(got, want, rtol=0, atol=FLOAT32_TOL * np.abs(want).max())
+    assert_float32_close(zip((out32, *grads32), (out64, *grads64)), FLOAT32_TOL)
 
 
 GOOD = dict(x=np.zeros((2, 3, 5, 5)), w=np.zeros((4, 3, 3, 3)), b=np.zeros(4))

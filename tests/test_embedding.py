@@ -8,6 +8,8 @@ import pytest
 from rawcap.gradcheck import TOLERANCE, embedding_check, gradient_errors
 from rawcap.layers import embedding_backward, embedding_forward
 
+from helpers import assert_float32_close
+
 # The forward copies rows, so it is exact; dW adds up the rows of repeated ids, which in float32
 # (about 7 significant digits) may round. Measured against the largest float64 entry.
 FLOAT32_TOL = 1e-6
@@ -58,9 +60,7 @@ def test_embedding_float32_agrees_with_float64():
     dout = rng.standard_normal(out64.shape)
     dW64 = embedding_backward(dout, cache64)
     dW32 = embedding_backward(dout.astype(np.float32), cache32)
-    for got, want in [(out32, out64), (dW32, dW64)]:
-        assert got.dtype == np.float32
-        np.testing.assert_allclose(got, want, rtol=0, atol=FLOAT32_TOL * np.abs(want).max())
+    assert_float32_close([(out32, out64), (dW32, dW64)], FLOAT32_TOL)
 
 
 GOOD = dict(ids=np.array([[0, 4], [2, 2]]), W=np.zeros((5, 3)))

@@ -8,6 +8,8 @@ import pytest
 from rawcap.gradcheck import TOLERANCE, affine_check, gradient_errors
 from rawcap.layers import affine_backward, affine_forward
 
+from helpers import assert_float32_close
+
 # float32 keeps about 7 significant digits; each output sums D products (and dw, db sum over
 # the rows), which costs at most a digit more. Measured against the largest float64 entry.
 FLOAT32_TOL = 1e-5
@@ -42,9 +44,7 @@ def test_affine_float32_agrees_with_float64():
     dout = rng.standard_normal(out64.shape)
     grads64 = affine_backward(dout, cache64)
     grads32 = affine_backward(dout.astype(np.float32), cache32)
-    for got, want in zip((out32, *grads32), (out64, *grads64)):
-        assert got.dtype == np.float32
-        np.testing.assert_allclose(got, want, rtol=0, atol=FLOAT32_TOL * np.abs(want).max())
+    assert_float32_close(zip((out32, *grads32), (out64, *grads64)), FLOAT32_TOL)
 
 
 GOOD = dict(x=np.zeros((2, 3, 5)), w=np.zeros((5, 4)), b=np.zeros(4))

@@ -8,6 +8,8 @@ import pytest
 from rawcap.gradcheck import TOLERANCE, gradient_errors, maxpool2d_check
 from rawcap.layers import maxpool2d_backward, maxpool2d_forward
 
+from helpers import assert_float32_close
+
 # A max is exact in any precision; only overlapping windows add gradients in float32, which
 # keeps about 7 significant digits. Differences are measured against the largest float64 entry.
 FLOAT32_TOL = 1e-6
@@ -89,9 +91,7 @@ def test_maxpool2d_float32_agrees_with_float64(size, stride):
     dout = rng.standard_normal(out64.shape)
     dx64 = maxpool2d_backward(dout, cache64)
     dx32 = maxpool2d_backward(dout.astype(np.float32), cache32)
-    for got, want in [(out32, out64), (dx32, dx64)]:
-        assert got.dtype == np.float32
-        np.testing.assert_allclose(got, want, rtol=0, atol=FLOAT32_TOL * np.abs(want).max())
+    assert_float32_close([(out32, out64), (dx32, dx64)], FLOAT32_TOL)
 
 
 @pytest.mark.parametrize("x, options, message", [
