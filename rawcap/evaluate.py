@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from .backend import array_module
 from .checkpoint import CheckpointError, load_checkpoint
 from .data.batches import CaptionBatches
 from .data.cache import open_cache
@@ -35,10 +36,12 @@ def generate_split(params, config, cache_path, split, beam=1, batch_size=50, max
     for text, row in zip(texts, owner):
         references.setdefault(int(row), []).append(text.split())
     loader = CaptionBatches(cache_path, split, batch_size, per_image=True)
+    some_param = next(iter(params.values()))
+    xp = array_module(some_param)
     names, hypotheses, refs = [], [], []
     for batch in tqdm(loader.epoch(0), total=len(loader), desc=f"decode {split}", unit="batch",
                       disable=not progress, leave=False):
-        images = batch.images.astype(next(iter(params.values())).dtype)
+        images = xp.asarray(batch.images, dtype=some_param.dtype)   # onto the params' device
         captions = decode(params, config, images, beam_size=beam, max_length=max_length)
         for row, tokens in zip(batch.image_rows, captions.tokens):
             names.append(filenames[row])
