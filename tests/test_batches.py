@@ -237,3 +237,40 @@ def test_an_epoch_can_start_part_way(cache):
     assert len(rest) == len(whole) - 2
     for a, b in zip(whole[2:], rest):
         assert all(np.array_equal(x, y) for x, y in zip(a, b))
+
+
+def windows_of(image, pad):
+    """Every S x S window of `image` padded by repeating its border, and their mirror images."""
+    S = image.shape[-1]
+    padded = np.pad(image, ((0, 0), (pad, pad), (pad, pad)), mode="edge")
+    found = [padded[:, y:y + S, x:x + S] for y in range(2 * pad + 1) for x in range(2 * pad + 1)]
+    return found + [w[:, :, ::-1] for w in found]
+
+
+def test_shift_and_flip_cuts_windows_of_the_padded_image():
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (40, 3, 8, 8), dtype=np.uint8)
+    out = batches.shift_and_flip(images, np.random.default_rng(1), max_shift=2)
+    assert out.shape == images.shape and out.dtype == images.dtype
+    for image, moved in zip(images, out):
+        assert any(np.array_equal(moved, w) for w in windows_of(image, 2))
+    flipped = [np.array_equal(o, i[:, :, ::-1]) for o, i in
+               zip(batches.shift_and_flip(images, np.random.default_rng(2), max_shift=0), images)]
+    assert 8 < sum(flipped) < 32                    # about half, with no shift at all
+
+
+def test_augmented_batches_are_reproducible(cache):
+    path, _ = cache
+    plain = CaptionBatches(path, "train", 2, seed=3, per_image=True, prefetch=0)
+    ahead = CaptionBatches(path, "train", 2, seed=3, per_image=True, prefetch=2, augment=True)
+    again = CaptionBatches(path, "train", 2, seed=3, per_image=True, prefetch=0, augment=True)
+    first, second = list(ahead.epoch(1)), list(again.epoch(1))
+    for a, b in zip(first, second):
+        np.testing.assert_array_equal(a.images, b.images)
+    resumed = list(again.epoch(1, start=1))          # a resumed run sees the same pixels
+    for a, b in zip(first[1:], resumed):
+        np.testing.assert_array_equal(a.images, b.images)
+    unaugmented = list(plain.epoch(1))
+    assert any(not np.array_equal(a.images, u.images) for a, u in zip(first, unaugmented))
+    for a, u in zip(first, unaugmented):             # same captions, same order
+        np.testing.assert_array_equal(a.inputs, u.inputs)

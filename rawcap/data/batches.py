@@ -18,6 +18,12 @@ A batch is filled in one of two ways:
 The order is a permutation drawn from np.random.default_rng((seed, epoch)): each epoch has its
 own, and the same (seed, epoch) gives the same batches whatever `prefetch` is.
 
+Augmentation (augment=True, for training): each image of a batch is shifted by up to S // 16
+pixels in each direction (the image is padded by repeating its border, then an S x S window is
+cut at a random offset) and mirrored left-right with probability 1/2. The draws come from
+np.random.default_rng((seed, epoch, batch number)), so they too are the same whatever
+`prefetch` is, and a resumed run sees the same pixels.
+
 The caption arrays of the split are small and are read into memory once; images are read from
 the file batch by batch: each distinct row on its own, then put in the order the batch wants
 (`read_rows`).
@@ -68,10 +74,11 @@ class CaptionBatches:
     normalize    subtract the train split's per-channel mean and divide by its std
                  (`channel_stats`, computed here once; kept as .mean and .std, float32 [3])
     prefetch     batches read ahead by a background thread; 0 reads them in the caller's thread
+    augment      random shifts and left-right flips of the images (module docstring)
     """
 
     def __init__(self, cache_path, split, batch_size, seed=0, per_image=False,
-                 normalize=False, prefetch=2):
+                 normalize=False, prefetch=2, augment=False):
         if split not in SPLITS:
             raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
         if batch_size < 1:
@@ -80,6 +87,7 @@ class CaptionBatches:
             raise ValueError(f"prefetch must be 0 or more, got {prefetch}")
         self.path, self.split, self.batch_size = os.fspath(cache_path), split, batch_size
         self.seed, self.per_image, self.prefetch = seed, per_image, prefetch
+        self.augment = augment
 
         with open_cache(self.path) as file:
             in_split = file["split"][()] == SPLITS.index(split)
@@ -121,7 +129,7 @@ class CaptionBatches:
         With prefetch > 0 a daemon thread reads ahead. Leaving the loop early (break, an
         exception) stops the thread and closes its file once the iterator is dropped or closed.
         """
-        batches = self._read(self._plan(index)[start:])
+        batches = self._read(index, self._plan(index)[start:], start)
         return read_ahead(batches, self.prefetch) if self.prefetch else batches
 
     def _plan(self, index):
@@ -141,23 +149,44 @@ class CaptionBatches:
                 plan.append((picked, self._caption_image[picked], np.arange(len(picked))))
         return plan
 
-    def _read(self, plan):
-        """Yield the batches of `plan`; the file is opened by whichever thread iterates."""
+    def _read(self, index, plan, start):
+        """Yield the batches of `plan`, the batches `start`, `start` + 1, ... of epoch `index`;
+        the file is opened by whichever thread iterates."""
         with open_cache(self.path) as file:
-            for captions, image_rows, caption_image in plan:
-                yield self._batch(file["images"], captions, image_rows, caption_image)
+            for number, (captions, image_rows, caption_image) in enumerate(plan, start):
+                rng = np.random.default_rng((self.seed, index, number)) if self.augment else None
+                yield self._batch(file["images"], captions, image_rows, caption_image, rng)
 
-    def _batch(self, images, captions, image_rows, caption_image):
-        """Read and assemble one Batch (shapes in Batch's docstring)."""
+    def _batch(self, images, captions, image_rows, caption_image, rng=None):
+        """Read and assemble one Batch (shapes in Batch's docstring); augment with `rng`."""
         tokens = self._captions[captions]                               # [B, M]
         T = self._lengths[captions].max() - 1
         inputs = np.ascontiguousarray(tokens[:, :T], dtype=np.int32)
         targets = np.ascontiguousarray(tokens[:, 1:T + 1], dtype=np.int32)
-        pixels = read_rows(images, image_rows).astype(np.float32) / 255  # [B_img, 3, S, S]
+        pixels = read_rows(images, image_rows)                          # uint8 [B_img, 3, S, S]
+        if rng is not None:
+            pixels = shift_and_flip(pixels, rng)
+        pixels = pixels.astype(np.float32) / 255
         if self.mean is not None:
             pixels = (pixels - self.mean[:, None, None]) / self.std[:, None, None]
         return Batch(pixels, inputs, targets, targets != PAD_ID,
                      caption_image.astype(np.int32), image_rows)
+
+
+def shift_and_flip(images, rng, max_shift=None):
+    """Each of images[N, C, S, S] moved by a random (dy, dx) in [-max_shift, max_shift]^2
+    (border pixels repeated into the gap; default max_shift S // 16) and mirrored left-right
+    with probability 1/2. Returns a new array of the same shape and dtype."""
+    N, _, S, _ = images.shape
+    pad = S // 16 if max_shift is None else max_shift
+    padded = np.pad(images, ((0, 0), (0, 0), (pad, pad), (pad, pad)), mode="edge")
+    offsets = rng.integers(0, 2 * pad + 1, size=(N, 2))
+    flips = rng.random(N) < 0.5
+    out = np.empty_like(images)
+    for n, ((y, x), flip) in enumerate(zip(offsets, flips)):
+        window = padded[n, :, y:y + S, x:x + S]
+        out[n] = window[:, :, ::-1] if flip else window
+    return out
 
 
 def read_rows(dataset, rows):
