@@ -6,7 +6,7 @@
 Shape key: N batch, C channels, F filters, T time, D input size, H hidden size,
 L image locations, A attention size, V vocabulary.
 """
-from .activations import (relu_backward, relu_forward, sigmoid, sigmoid_backward, sigmoid_forward,
+from .activations import (bias_relu_backward, bias_relu_forward, relu_backward, relu_forward, sigmoid, sigmoid_backward, sigmoid_forward,
                           tanh_backward, tanh_forward)
 from .linear import affine_backward, affine_forward
 from .attention import attention_backward, attention_forward

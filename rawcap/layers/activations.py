@@ -1,4 +1,5 @@
-"""Elementwise nonlinearities: ReLU, sigmoid and tanh as layers, and the plain sigmoid function.
+"""Elementwise nonlinearities: ReLU, sigmoid and tanh as layers, and the plain sigmoid function;
+bias_relu adds a per-channel bias and applies ReLU in one layer (the conv blocks' second half).
 
 Shapes: any; outputs have the input's shape.
 """
@@ -18,6 +19,28 @@ def relu_backward(dout, cache):
     x = cache
     check_grad("relu_backward", "dout", dout, x.shape)
     return dout * (x > 0)
+
+
+def bias_relu_forward(x, b):
+    """out = max(x + b[c], 0), the bias added along the channel axis.   x[N, C, H, W], b[C] -> out, cache.
+
+    A convolution without its bias followed by this layer is the conv layer followed by ReLU;
+    the bias rides along in the pass over the activations that ReLU makes anyway.
+    """
+    dims = Dims("bias_relu_forward")
+    dims.check("x", x, "N C H W")
+    dims.check("b", b, "C")
+    xp = array_module(x)
+    out = xp.maximum(x + b[:, None, None], 0)
+    return out, out
+
+
+def bias_relu_backward(dout, cache):
+    """dx = dout * [out > 0] (out > 0 exactly where x + b > 0); db[c] = sum of dx[:, c]. -> dx, db."""
+    out = cache
+    check_grad("bias_relu_backward", "dout", dout, out.shape)
+    dx = dout * (out > 0)
+    return dx, dx.sum(axis=(0, 2, 3))
 
 
 def sigmoid(x):

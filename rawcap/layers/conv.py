@@ -53,13 +53,14 @@ def col2im(dcols, x_shape, KH, KW, stride, pad):
 def conv2d_forward(x, w, b, stride=1, pad=0):
     """out[n, f, i, j] = b[f] + sum_{c,kh,kw} w[f, c, kh, kw] * x_pad[n, c, stride*i + kh, stride*j + kw]
 
-    x[N, C, Hi, Wi], w[F, C, KH, KW], b[F] -> out[N, F, Ho, Wo], cache.
+    x[N, C, Hi, Wi], w[F, C, KH, KW], b[F] or None (no bias) -> out[N, F, Ho, Wo], cache.
     x is zero-padded by `pad` on every side; trailing rows/columns that no stride reaches are unused.
     """
     dims = Dims("conv2d_forward")
     dims.check("x", x, "N C Hi Wi")
     dims.check("w", w, "F C KH KW")
-    dims.check("b", b, "F")
+    if b is not None:
+        dims.check("b", b, "F")
     check_positive_int("conv2d_forward", "stride", stride)
     check_positive_int("conv2d_forward", "pad", pad, minimum=0)
     N, C, H, W = x.shape
@@ -70,24 +71,25 @@ def conv2d_forward(x, w, b, stride=1, pad=0):
 
     cols = im2col(x, KH, KW, stride, pad)                      # [N, C*KH*KW, Ho*Wo]
     out = w.reshape(F, -1) @ cols                              # [N, F, Ho*Wo]
-    out += b[:, None]
-    return out.reshape(N, F, Ho, Wo), (x.shape, cols, w, stride, pad)
+    if b is not None:
+        out += b[:, None]
+    return out.reshape(N, F, Ho, Wo), (x.shape, cols, w, b is not None, stride, pad)
 
 
 def conv2d_backward(dout, cache):
-    """dout[N, F, Ho, Wo] -> dx[N, C, Hi, Wi], dw[F, C, KH, KW], db[F].
+    """dout[N, F, Ho, Wo] -> dx[N, C, Hi, Wi], dw[F, C, KH, KW], db[F] (None if b was None).
 
     With out[n] = W2 @ cols[n] + b (W2 = w as [F, C*KH*KW], dout[n] as [F, Ho*Wo]):
         dW2 = sum_n dout[n] @ cols[n].T,   dcols[n] = W2.T @ dout[n],   db = sum of dout over n, i, j,
     and dx = col2im(dcols).
     """
-    x_shape, cols, w, stride, pad = cache
+    x_shape, cols, w, has_bias, stride, pad = cache
     F, C, KH, KW = w.shape
     N, _, H, W = x_shape
     Ho, Wo = conv_output_size(H, KH, stride, pad), conv_output_size(W, KW, stride, pad)
     check_grad("conv2d_backward", "dout", dout, (N, F, Ho, Wo))
     dout = dout.reshape(N, F, Ho * Wo)
-    db = dout.sum(axis=(0, 2))
+    db = dout.sum(axis=(0, 2)) if has_bias else None
     dw = (dout @ cols.transpose(0, 2, 1)).sum(axis=0).reshape(w.shape)
     dx = col2im(w.reshape(F, -1).T @ dout, x_shape, KH, KW, stride, pad)
     return dx, dw, db

@@ -12,24 +12,35 @@ from ..backend import array_module
 from .checks import Dims, check_ids
 
 
-def softmax_cross_entropy_forward(logits, targets, mask):
-    """logits[N, T, V] float, targets[N, T] int in [0, V), mask[N, T] bool or 0/1 -> loss (0-d), cache."""
-    dims = Dims("softmax_cross_entropy_forward")
+def check_inputs(where, logits, targets, mask):
+    """Raise a ValueError unless logits[N, T, V] float, targets[N, T] ids in [0, V) and
+    mask[N, T] of 0 and 1 fit together. -> mask in logits' dtype."""
+    dims = Dims(where)
     dims.check("logits", logits, "N T V")
     dims.check("targets", targets, "N T", kind="int")
     dims.check("mask", mask, "N T", kind="mask")
-    check_ids("softmax_cross_entropy_forward", "targets", targets, logits.shape[2])
-    xp = array_module(logits)
+    check_ids(where, "targets", targets, logits.shape[2])
     mask = mask.astype(logits.dtype)
     if not bool(((mask == 0) | (mask == 1)).all()):
         dims.fail("mask must hold only 0 and 1 (or False and True)")
-    shifted = logits - logits.max(axis=2, keepdims=True)
-    log_z = xp.log(xp.exp(shifted).sum(axis=2, keepdims=True))
-    log_p = shifted - log_z                                         # [N, T, V]
+    return mask
+
+
+def softmax_cross_entropy_forward(logits, targets, mask, overwrite_logits=False):
+    """logits[N, T, V] float, targets[N, T] int in [0, V), mask[N, T] bool or 0/1 -> loss (0-d), cache.
+
+    overwrite_logits=True computes the probabilities in the logits buffer itself (for a caller
+    that needs the logits no more): one [N, T, V] array fewer.
+    """
+    mask = check_inputs("softmax_cross_entropy_forward", logits, targets, mask)
+    xp = array_module(logits)
+    log_p = xp.subtract(logits, logits.max(axis=2, keepdims=True),      # shifted: no overflow
+                        out=logits if overwrite_logits else None)
+    log_p -= xp.log(xp.exp(log_p).sum(axis=2, keepdims=True))          # shifted - log Z [N, T, V]
     log_p_target = xp.take_along_axis(log_p, targets[:, :, None], axis=2)[:, :, 0]
     count = xp.maximum(mask.sum(), 1)
     loss = (mask * -log_p_target).sum() / count
-    return loss, (xp.exp(log_p), targets, mask, count)
+    return loss, (xp.exp(log_p, out=log_p), targets, mask, count)
 
 
 def softmax_cross_entropy_backward(cache, dloss=1.0):
