@@ -1,9 +1,48 @@
-"""Which array library runs an op: NumPy on the CPU, CuPy on an NVIDIA GPU.
+"""Which array library runs an op, and which implementation of it.
 
 Layers never import CuPy themselves; they ask `array_module(x)` for the module that owns `x`,
 so one source serves both devices.
+
+The hot layer functions have more than one implementation, numbered per op:
+
+    version 0      the layer in rawcap.layers (or rawcap.optim), on NumPy or CuPy arrays
+    version 1, 2   Numba CUDA kernels in kernels/<module>.py, named <function>_v<k>
+
+`ops.<function>(...)` calls the version in effect for the arrays it is given: version 0 on NumPy
+arrays, the op's default kernel version (its module's DEFAULT) on CuPy arrays. A version that
+lacks one of the op's functions uses version 0's. Versions can be pinned for study and
+benchmarks, on either kind of array (kernels on NumPy arrays need Numba's CUDA simulator):
+
+    RAWCAP_KERNELS="lstm_pointwise=0,softmax_ce=1" python -m rawcap.train --device cuda
+    python -m rawcap.train --device cuda --kernels all=0          # the plain CuPy layers
+
+Deterministic mode (`set_kernels(deterministic=True)`, train's --deterministic) replaces every
+default version that adds with atomics, whose order of additions changes from run to run, by the
+highest version that does not (a module's ATOMIC set lists them).
 """
+import importlib
+import os
+from contextlib import contextmanager
+
 import numpy as np
+
+# op -> (module of version 0, kernel module, the functions the op covers)
+OPS = {
+    "conv2d": ("rawcap.layers.conv", "kernels.conv", ("conv2d_forward", "conv2d_backward")),
+    "bias_relu": ("rawcap.layers.activations", "kernels.bias_relu",
+                  ("bias_relu_forward", "bias_relu_backward")),
+    "maxpool2d": ("rawcap.layers.pool", "kernels.pool", ("maxpool2d_forward", "maxpool2d_backward")),
+    "lstm_pointwise": ("rawcap.layers.lstm", "kernels.lstm",
+                       ("lstm_pointwise_forward", "lstm_pointwise_backward")),
+    "attention": ("rawcap.layers.attention", "kernels.attention",
+                  ("attention_forward", "attention_backward")),
+    "softmax_ce": ("rawcap.layers.loss", "kernels.softmax_ce",
+                   ("softmax_cross_entropy_forward", "softmax_cross_entropy_backward")),
+    "embedding": ("rawcap.layers.embedding", "kernels.embedding",
+                  ("embedding_forward", "embedding_backward")),
+    "adam": ("rawcap.optim", "kernels.adam", ("adam_update",)),
+}
+OP_OF = {function: op for op, (_, _, functions) in OPS.items() for function in functions}
 
 
 def array_module(x):
@@ -33,3 +72,113 @@ def get_device(name):
 def to_numpy(x):
     """A NumPy copy of a NumPy or CuPy array."""
     return x.get() if hasattr(x, "get") else np.asarray(x)
+
+
+def versions(op):
+    """The versions of `op`: [0, 1, ...] (0 is the layer; the rest are its kernel module's)."""
+    if op not in OPS:
+        raise ValueError(f"unknown op {op!r}; the ops are {', '.join(OPS)}")
+    found = {0}
+    for name in vars(_kernel_module(op)):
+        for function in OPS[op][2]:
+            suffix = name[len(function) + 2:]
+            if name.startswith(function + "_v") and suffix.isdigit():
+                found.add(int(suffix))
+    return sorted(found)
+
+
+def parse_kernels(spec):
+    """"lstm_pointwise=0,softmax_ce=1" (or "all=0") -> {op: version}, checked against versions()."""
+    pins = {}
+    for item in filter(None, (part.strip() for part in (spec or "").split(","))):
+        op, sep, version = item.partition("=")
+        op = op.strip()
+        if not sep or not version.strip().isdigit():
+            raise ValueError(f"kernel pin {item!r}: write op=version, e.g. softmax_ce=1")
+        for name in (OPS if op == "all" else [op]):
+            if int(version) not in versions(name):
+                raise ValueError(f"kernel pin {item!r}: {name} has versions {versions(name)}")
+            pins[name] = int(version)
+    return pins
+
+
+class _Settings:
+    pins = {}                   # op -> version, on every kind of array
+    deterministic = False
+
+
+def set_kernels(spec=None, deterministic=False):
+    """Pin versions ("op=version,..." as RAWCAP_KERNELS takes; None: the variable's value) and
+    choose deterministic mode. Returns the pins in effect."""
+    spec = os.environ.get("RAWCAP_KERNELS", "") if spec is None else spec
+    try:
+        _Settings.pins = parse_kernels(spec)
+    except ValueError as e:
+        raise ValueError(f"RAWCAP_KERNELS / --kernels: {e}") from None
+    _Settings.deterministic = deterministic
+    return dict(_Settings.pins)
+
+
+@contextmanager
+def kernels_pinned(spec, deterministic=False):
+    """`with kernels_pinned("all=1"): ...` runs the block with these pins, then restores the
+    settings that were in effect before."""
+    before = _Settings.pins, _Settings.deterministic
+    set_kernels(spec, deterministic)
+    try:
+        yield
+    finally:
+        _Settings.pins, _Settings.deterministic = before
+
+
+def version_in_effect(op, xp):
+    """The version `ops` runs for `op` on arrays of module `xp` (numpy or cupy)."""
+    if op in _Settings.pins:
+        return _Settings.pins[op]
+    if xp is np:
+        return 0
+    version = default_version(op)
+    atomic = getattr(_kernel_module(op), "ATOMIC", set())
+    if _Settings.deterministic and version in atomic:
+        version = max(v for v in versions(op) if v not in atomic)
+    return version
+
+
+def default_version(op):
+    """The version of `op` that runs on a GPU unless pinned: its kernel module's DEFAULT."""
+    return _kernel_module(op).DEFAULT
+
+
+def implementation(function, version):
+    """The callable that is version `version` of layer function `function`."""
+    op = OP_OF[function]
+    if version != 0:
+        kernel = getattr(_kernel_module(op), f"{function}_v{version}", None)
+        if kernel is not None:
+            return kernel
+        if version not in versions(op):
+            raise ValueError(f"{op} has no version {version}; it has {versions(op)}")
+    return getattr(importlib.import_module(OPS[op][0]), function)
+
+
+def _kernel_module(op):
+    return importlib.import_module(OPS[op][1])
+
+
+class _Ops:
+    """ops.<function>(x, ...) runs the version of <function> in effect for x's array module."""
+
+    def __getattr__(self, function):
+        if function not in OP_OF:
+            raise AttributeError(f"rawcap.backend.ops has no {function!r}; it has {sorted(OP_OF)}")
+
+        def call(first, *args, **kwargs):
+            version = version_in_effect(OP_OF[function], array_module(first))
+            return implementation(function, version)(first, *args, **kwargs)
+
+        call.__name__ = function
+        return call
+
+
+ops = _Ops()
+set_kernels()

@@ -9,7 +9,6 @@ the checkpoint's own vocabulary. A file that cannot be read is reported by name 
 the others are still captioned (the exit status is then 1).
 """
 import argparse
-import json
 import sys
 from pathlib import Path
 

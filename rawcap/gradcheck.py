@@ -10,6 +10,11 @@ dx = d(sum(y * dout))/dx. Central differences estimate the same number entry by 
 
 with an error of order h^2 (truncation) plus eps * |y| / h (rounding); with float64 and
 h = 1e-5 both are far below the 1e-7 we ask of every layer.
+
+The layers that have GPU kernels are called through `rawcap.backend.ops`, so pinning versions
+checks the kernels' gradients too (on NumPy arrays, under Numba's CUDA simulator):
+
+    NUMBA_ENABLE_CUDASIM=1 python -m rawcap.gradcheck --kernels all=1
 """
 import argparse
 import sys
@@ -19,6 +24,7 @@ from typing import Callable
 import numpy as np
 
 from . import layers
+from .backend import ops, set_kernels
 
 TOLERANCE = 1e-7   # every gradient should pass this
 LIMIT = 1e-6       # above this a gradient is wrong, and the command exits non-zero
@@ -103,14 +109,14 @@ def gradient_errors(check, rng):
 def conv2d_check(rng, N=2, C=3, H=7, W=6, F=4, K=3, stride=2, pad=1):
     args = dict(x=rng.standard_normal((N, C, H, W)), w=rng.standard_normal((F, C, K, K)),
                 b=rng.standard_normal(F))
-    return LayerCheck("conv2d", layers.conv2d_forward, layers.conv2d_backward, args,
+    return LayerCheck("conv2d", ops.conv2d_forward, ops.conv2d_backward, args,
                       ("x", "w", "b"), dict(stride=stride, pad=pad))
 
 
 def maxpool2d_check(rng, N=2, C=3, H=7, W=6, size=2, stride=2):
     # A permutation keeps every entry at least 1/size from the others, far from any tie.
     x = rng.permutation(N * C * H * W).reshape(N, C, H, W) / (N * C * H * W)
-    return LayerCheck("maxpool2d", layers.maxpool2d_forward, layers.maxpool2d_backward,
+    return LayerCheck("maxpool2d", ops.maxpool2d_forward, ops.maxpool2d_backward,
                       dict(x=x), ("x",), dict(size=size, stride=stride))
 
 
@@ -118,6 +124,14 @@ def relu_check(rng, shape=(3, 5, 4)):
     # Keep away from the kink at 0, where the derivative is not defined.
     x = rng.choice([-1.0, 1.0], size=shape) * rng.uniform(0.1, 2.0, size=shape)
     return LayerCheck("relu", layers.relu_forward, layers.relu_backward, dict(x=x), ("x",))
+
+
+def bias_relu_check(rng, shape=(2, 3, 4, 5)):
+    # x + b kept away from the kink at 0.
+    b = rng.standard_normal(shape[1])
+    x = rng.choice([-1.0, 1.0], size=shape) * rng.uniform(0.1, 2.0, size=shape) - b[:, None, None]
+    return LayerCheck("bias_relu", ops.bias_relu_forward, ops.bias_relu_backward, dict(x=x, b=b),
+                      ("x", "b"))
 
 
 def sigmoid_check(rng, shape=(3, 5)):
@@ -147,13 +161,13 @@ def affine_check(rng, leading=(2, 3), D=5, M=4):
 def embedding_check(rng, N=3, T=4, V=5, D=6):
     # More tokens than words: ids repeat, and their gradients must add up.
     args = dict(ids=rng.integers(0, V, size=(N, T)), W=rng.standard_normal((V, D)))
-    return LayerCheck("embedding", layers.embedding_forward, layers.embedding_backward, args, ("W",))
+    return LayerCheck("embedding", ops.embedding_forward, ops.embedding_backward, args, ("W",))
 
 
 def lstm_pointwise_check(rng, N=3, H=4):
     args = dict(a=rng.standard_normal((N, 4 * H)), c_prev=rng.standard_normal((N, H)))
-    return LayerCheck("lstm_pointwise", layers.lstm_pointwise_forward,
-                      layers.lstm_pointwise_backward, args, ("a", "c_prev"))
+    return LayerCheck("lstm_pointwise", ops.lstm_pointwise_forward,
+                      ops.lstm_pointwise_backward, args, ("a", "c_prev"))
 
 
 def lstm_step_check(rng, N=3, D=5, H=4):
@@ -175,7 +189,7 @@ def attention_check(rng, N=2, L=5, D=4, H=3, A=6):
     args = dict(feats=rng.standard_normal((N, L, D)), proj=rng.standard_normal((N, L, A)),
                 h=rng.standard_normal((N, H)), Wh=0.5 * rng.standard_normal((H, A)),
                 v=rng.standard_normal(A))
-    return LayerCheck("attention", layers.attention_forward, layers.attention_backward, args,
+    return LayerCheck("attention", ops.attention_forward, ops.attention_backward, args,
                       tuple(args))
 
 
@@ -185,13 +199,13 @@ def softmax_cross_entropy_check(rng, N=3, T=4, V=7, scale=1.0):
     mask[-1, 0] = True                   # and at least one token that counts
     args = dict(logits=scale * rng.standard_normal((N, T, V)),
                 targets=rng.integers(0, V, size=(N, T)), mask=mask)
-    return LayerCheck("softmax_cross_entropy", layers.softmax_cross_entropy_forward,
-                      lambda dloss, cache: layers.softmax_cross_entropy_backward(cache, dloss),
+    return LayerCheck("softmax_cross_entropy", ops.softmax_cross_entropy_forward,
+                      lambda dloss, cache: ops.softmax_cross_entropy_backward(cache, dloss),
                       args, ("logits",))
 
 
 CHECKS = {build.__name__.removesuffix("_check"): build for build in (
-    conv2d_check, maxpool2d_check, relu_check, sigmoid_check, tanh_check, dropout_check,
+    conv2d_check, maxpool2d_check, relu_check, bias_relu_check, sigmoid_check, tanh_check, dropout_check,
     affine_check, embedding_check,
     lstm_pointwise_check, lstm_step_check, lstm_check, attention_check, softmax_cross_entropy_check)}
 
@@ -209,7 +223,15 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0, help="seed of the random inputs (default 0)")
     parser.add_argument("--layer", choices=sorted(CHECKS), action="append",
                         help="check only this layer (repeat for several); default: all")
+    parser.add_argument("--kernels", metavar="PINS",
+                        help="kernel versions to check, as RAWCAP_KERNELS takes them (e.g. all=1); "
+                             "on the CPU this needs NUMBA_ENABLE_CUDASIM=1")
     args = parser.parse_args(argv)
+    if args.kernels is not None:
+        try:
+            set_kernels(args.kernels)
+        except ValueError as e:
+            parser.error(str(e))
 
     rows = []
     for layer in args.layer or CHECKS:

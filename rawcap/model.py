@@ -16,12 +16,12 @@ V vocabulary, T time steps.
 
 Every piece is a layer from rawcap.layers; `loss` runs them forward, then backward in reverse.
 """
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
 from . import layers as nn
-from .backend import array_module
+from .backend import array_module, ops
 
 
 @dataclass
@@ -87,31 +87,33 @@ def init_params(config, rng, dtype=np.float32):
 def encode(params, config, images):
     """images[B_img, 3, S, S] in [0, 1] -> feats[B_img, L, D], cache."""
     xp = array_module(images)
+    if config.blind:        # the features are zeros whatever the pixels: skip the encoder
+        side = config.image_size >> len(config.channels)        # K halvings, rounding down
+        return xp.zeros((len(images), side * side, config.channels[-1]), images.dtype), None
     mean = xp.asarray(config.pixel_mean, dtype=images.dtype)[:, None, None]
     std = xp.asarray(config.pixel_std, dtype=images.dtype)[:, None, None]
     x, caches = (images - mean) / std, []
     for k in range(len(config.channels)):
-        x, conv = nn.conv2d_forward(x, params[f"conv{k}_w"], params[f"conv{k}_b"], pad=1)
-        x, relu = nn.relu_forward(x)
-        x, pool = nn.maxpool2d_forward(x, 2, 2)
+        x, conv = ops.conv2d_forward(x, params[f"conv{k}_w"], None, pad=1)
+        x, relu = ops.bias_relu_forward(x, params[f"conv{k}_b"])       # conv bias + ReLU
+        x, pool = ops.maxpool2d_forward(x, 2, 2)
         caches.append((conv, relu, pool))
     N, D = x.shape[:2]
     feats = x.reshape(N, D, -1).transpose(0, 2, 1)
-    if config.blind:
-        feats = feats * 0
     return feats, (caches, x.shape)
 
 
 def encode_backward(dfeats, cache, config, grads):
-    """dfeats[B_img, L, D] -> the conv parameters' gradients, added into `grads`."""
-    caches, shape = cache
+    """dfeats[B_img, L, D] -> the conv parameters' gradients, added into `grads`
+    (blind: none, they stay zero)."""
     if config.blind:
-        dfeats = dfeats * 0
+        return
+    caches, shape = cache
     dx = dfeats.transpose(0, 2, 1).reshape(shape)
     for k in reversed(range(len(caches))):
         conv, relu, pool = caches[k]
-        dx = nn.relu_backward(nn.maxpool2d_backward(dx, pool), relu)
-        dx, grads[f"conv{k}_w"], grads[f"conv{k}_b"] = nn.conv2d_backward(dx, conv)
+        dx, grads[f"conv{k}_b"] = ops.bias_relu_backward(ops.maxpool2d_backward(dx, pool), relu)
+        dx, grads[f"conv{k}_w"], _ = ops.conv2d_backward(dx, conv)
 
 
 def init_decoder(params, feats):
@@ -138,7 +140,7 @@ def decode_step(params, config, feats, proj, h, c, word_vectors):
     """One decoder step. word_vectors[B, E] (the embedded previous words)
     -> h[B, H], c[B, H], alpha[B, L], cache."""
     xp = array_module(feats)
-    context, alpha, att = nn.attention_forward(feats, proj, h, params["att_h_w"], params["att_v"])
+    context, alpha, att = ops.attention_forward(feats, proj, h, params["att_h_w"], params["att_v"])
     gate = None
     if config.f_beta:
         pre, aff = nn.affine_forward(h, params["gate_w"], params["gate_b"])
@@ -168,7 +170,7 @@ def decode_step_backward(dh, dc, dalpha, cache, grads):
         grads["gate_b"] += dgb
         dh_prev = dh_prev + dh_gate
         dcontext = dcontext * beta
-    dfeats, dproj, dh_att, dwh_att, dv = nn.attention_backward(dcontext, dalpha, att)
+    dfeats, dproj, dh_att, dwh_att, dv = ops.attention_backward(dcontext, dalpha, att)
     grads["att_h_w"] += dwh_att
     grads["att_v"] += dv
     return dfeats, dproj, dh_prev + dh_att, dc_prev, dwords
@@ -194,10 +196,10 @@ def forward(params, config, images, inputs, targets, mask, caption_image, rng=No
     # embedding layer does exactly that), decoder initial state, then T steps.
     feats_img, enc = encode(params, config, images)
     N, L, D = feats_img.shape
-    feats_rows, gather = nn.embedding_forward(caption_image, feats_img.reshape(N, L * D))
+    feats_rows, gather = ops.embedding_forward(caption_image, feats_img.reshape(N, L * D))
     feats = feats_rows.reshape(B, L, D)
     proj, h, c, init = init_decoder(params, feats)
-    words, emb = nn.embedding_forward(inputs, params["embed_w"])           # [B, T, E]
+    words, emb = ops.embedding_forward(inputs, params["embed_w"])           # [B, T, E]
     hs = xp.empty((B, T, h.shape[1]), dtype=h.dtype)
     alphas = xp.empty((B, T, L), dtype=h.dtype)
     steps = []
@@ -207,7 +209,8 @@ def forward(params, config, images, inputs, targets, mask, caption_image, rng=No
         steps.append(step)
     dropped, drop = nn.dropout_forward(hs, config.dropout if rng is not None else 0.0, rng)
     logits, out = nn.affine_forward(dropped, params["out_w"], params["out_b"])
-    ce, ce_cache = nn.softmax_cross_entropy_forward(logits, targets, mask)
+    # Nothing reads the logits after the loss, so the loss may reuse their buffer.
+    ce, ce_cache = ops.softmax_cross_entropy_forward(logits, targets, mask, overwrite_logits=True)
 
     maskf = mask.astype(h.dtype)
     attended = (alphas * maskf[:, :, None]).sum(axis=1)                   # [B, L]: sum_t alpha_tl
@@ -226,7 +229,7 @@ def backward(cache):
      (B, T, N, L, D), words_shape) = cache
     xp = array_module(maskf)
     grads = {name: xp.zeros_like(p) for name, p in params.items()}
-    dlogits = nn.softmax_cross_entropy_backward(ce_cache)
+    dlogits = ops.softmax_cross_entropy_backward(ce_cache)
     ddropped, grads["out_w"], grads["out_b"] = nn.affine_backward(dlogits, out)
     dhs = nn.dropout_backward(ddropped, drop)
     dalphas = config.lambda_alpha * 2 * (attended - 1)[:, None, :] * maskf[:, :, None] / B
@@ -239,9 +242,9 @@ def backward(cache):
                                                             steps[t], grads)
         dfeats += df
         dproj += dp
-    grads["embed_w"] = nn.embedding_backward(dwords, emb)
+    grads["embed_w"] = ops.embedding_backward(dwords, emb)
     dfeats += init_decoder_backward(dproj, dh, dc, init, grads)
-    dfeats_img = nn.embedding_backward(dfeats.reshape(B, L * D), gather).reshape(N, L, D)
+    dfeats_img = ops.embedding_backward(dfeats.reshape(B, L * D), gather).reshape(N, L, D)
     encode_backward(dfeats_img, enc, config, grads)
     for name in params:
         if not name.endswith("_b"):

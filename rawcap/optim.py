@@ -15,7 +15,7 @@ of the optimizer's parameters, so a state saved from a GPU run resumes on the CP
 """
 import math
 
-from .backend import array_module, to_numpy
+from .backend import array_module, ops, to_numpy
 
 
 class SGD:
@@ -85,16 +85,9 @@ class Adam:
         """One update of every parameter, in place (equations in the class docstring)."""
         _check_step("Adam", self.m, params, grads, lr)
         self.t += 1
-        step_size = lr / (1 - self.beta1 ** self.t)
-        sqrt_correction2 = math.sqrt(1 - self.beta2 ** self.t)
         for name, p in params.items():
-            g, m, v = grads[name], self.m[name], self.v[name]
-            m *= self.beta1
-            m += (1 - self.beta1) * g
-            v *= self.beta2
-            v += (1 - self.beta2) * g * g
-            xp = array_module(p)
-            p -= step_size * m / (xp.sqrt(v) / sqrt_correction2 + self.eps)
+            ops.adam_update(p, grads[name], self.m[name], self.v[name], lr, self.beta1, self.beta2,
+                            self.eps, self.t)
 
     def state_dict(self):
         """{"t": steps taken, "m/<name>": NumPy copy of m, "v/<name>": NumPy copy of v}."""
@@ -107,6 +100,19 @@ class Adam:
         self.t = int(state["t"])
         self.m = _restore("Adam.load_state_dict", state, "m", self.m)
         self.v = _restore("Adam.load_state_dict", state, "v", self.v)
+
+
+def adam_update(p, g, m, v, lr, beta1, beta2, eps, t):
+    """Adam's step t of one parameter, in place: p, g, m, v arrays of one shape (equations in
+    Adam's docstring). On a GPU, kernels/adam.py does it in one pass over the four arrays."""
+    step_size = lr / (1 - beta1 ** t)
+    sqrt_correction2 = math.sqrt(1 - beta2 ** t)
+    m *= beta1
+    m += (1 - beta1) * g
+    v *= beta2
+    v += (1 - beta2) * g * g
+    xp = array_module(p)
+    p -= step_size * m / (xp.sqrt(v) / sqrt_correction2 + eps)
 
 
 OPTIMIZERS = {"sgd": SGD, "adam": Adam}

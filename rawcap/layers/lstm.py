@@ -10,9 +10,11 @@ torch.nn.LSTM's weight_ih_l0 and weight_hh_l0 (and b is bias_ih_l0 + bias_hh_l0)
     h = o * tanh(c)
 
 The step splits into the GEMMs that make `a` and the pointwise part (gates and cell update),
-which is what a fused GPU kernel replaces. docs/backprop.md derives the backward.
+which is what a fused GPU kernel replaces: the step and the sequence call the pointwise part as
+`ops.lstm_pointwise_*`, which is the function below on NumPy arrays and the kernel of
+kernels/lstm.py on a GPU (rawcap.backend). docs/backprop.md derives the backward.
 """
-from ..backend import array_module
+from ..backend import array_module, ops
 from .activations import sigmoid
 from .checks import Dims, check_grad
 
@@ -67,7 +69,7 @@ def lstm_step_forward(x, h_prev, c_prev, Wx, Wh, b):
     dims.check("Wh", Wh, "H 4H")
     dims.check("b", b, "4H")
     a = x @ Wx + h_prev @ Wh + b
-    h, c, pointwise = lstm_pointwise_forward(a, c_prev)
+    h, c, pointwise = ops.lstm_pointwise_forward(a, c_prev)
     return h, c, (x, h_prev, Wx, Wh, pointwise)
 
 
@@ -78,7 +80,7 @@ def lstm_step_backward(dh, dc, cache):
         dx = da @ Wx.T,  dh_prev = da @ Wh.T,  dWx = x.T @ da,  dWh = h_prev.T @ da,  db = sum_n da.
     """
     x, h_prev, Wx, Wh, pointwise = cache
-    da, dc_prev = lstm_pointwise_backward(dh, dc, pointwise)
+    da, dc_prev = ops.lstm_pointwise_backward(dh, dc, pointwise)
     return da @ Wx.T, da @ Wh.T, dc_prev, x.T @ da, h_prev.T @ da, da.sum(axis=0)
 
 
@@ -103,7 +105,7 @@ def lstm_forward(x, h0, c0, Wx, Wh, b):
     hs = xp.empty((N, T, h0.shape[1]), dtype=x.dtype)
     h, c, steps = h0, c0, []
     for t in range(T):
-        h, c, pointwise = lstm_pointwise_forward(ax[:, t] + h @ Wh, c)
+        h, c, pointwise = ops.lstm_pointwise_forward(ax[:, t] + h @ Wh, c)
         hs[:, t] = h
         steps.append(pointwise)
     return hs, (x, h0, Wx, Wh, hs, steps)
@@ -124,7 +126,7 @@ def lstm_backward(dh, cache):
     dh_next = xp.zeros_like(h0)
     dc_next = None
     for t in reversed(range(T)):
-        da[:, t], dc_next = lstm_pointwise_backward(dh[:, t] + dh_next, dc_next, steps[t])
+        da[:, t], dc_next = ops.lstm_pointwise_backward(dh[:, t] + dh_next, dc_next, steps[t])
         dh_next = da[:, t] @ Wh.T
     h_prev = xp.concatenate([h0[:, None], hs[:, :-1]], axis=1)     # [N, T, H]: h_{t-1} for each t
     da_rows = da.reshape(N * T, 4 * H)
