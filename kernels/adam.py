@@ -1,0 +1,41 @@
+"""Adam's update of one parameter (rawcap.optim.adam_update) as one fused kernel.
+
+Version 0 makes about ten passes over the parameter-sized arrays (m *= beta1, m += ..., v ...,
+sqrt, divide, subtract), each reading and writing memory. The update is pure streaming, so the
+fused version reads p, g, m and v once and writes p, m and v once: 7 accesses per entry.
+
+version 1   one thread per entry; the bias corrections are computed once on the host.
+            Arithmetic is in float64 registers, stored in the arrays' dtype.
+"""
+import math
+
+from numba import cuda
+
+from .launch import THREADS, blocks_for, launch
+
+DEFAULT = 1
+
+
+@cuda.jit
+def _adam(p, g, m, v, step_size, beta1, beta2, eps, sqrt_correction2):
+    k = cuda.grid(1)
+    if k >= p.shape[0]:
+        return
+    m_k = beta1 * m[k] + (1.0 - beta1) * g[k]
+    v_k = beta2 * v[k] + (1.0 - beta2) * g[k] * g[k]
+    m[k] = m_k
+    v[k] = v_k
+    p[k] -= step_size * m_k / (math.sqrt(v_k) / sqrt_correction2 + eps)
+
+
+def adam_update_v1(p, g, m, v, lr, beta1, beta2, eps, t):
+    """Adam's step t of one parameter, in place (p, g, m, v contiguous arrays of one shape)."""
+    for name, a in (("g", g), ("m", m), ("v", v)):
+        if a.shape != p.shape:
+            raise ValueError(f"adam_update: {name} has shape {a.shape}, the parameter {p.shape}")
+    if not all(a.flags.c_contiguous for a in (p, g, m, v)):
+        raise ValueError("adam_update: the fused kernel updates contiguous arrays in place")
+    step_size = lr / (1 - beta1 ** t)
+    sqrt_correction2 = math.sqrt(1 - beta2 ** t)
+    flat = [a.reshape(-1) for a in (p, g, m, v)]
+    launch(_adam, blocks_for(p.size), THREADS, *flat, step_size, beta1, beta2, eps, sqrt_correction2)
