@@ -19,8 +19,10 @@ setup(
         "matplotlib>=3.5",
     ],
     extras_require={
-        # CuPy wheels are per CUDA major version: swap for cupy-cuda12x on a CUDA 12 driver.
-        "cuda": ["cupy-cuda13x>=13.0", "numba-cuda>=0.10"],
+        # CuPy and numba-cuda come per CUDA major version: [cuda] for a CUDA 13 driver,
+        # [cuda12] for CUDA 12 (`nvidia-smi` prints the driver's CUDA version).
+        "cuda": ["cupy-cuda13x>=13.0", "numba-cuda[cu13]>=0.20"],
+        "cuda12": ["cupy-cuda12x>=13.0", "numba-cuda[cu12]>=0.20"],
         "test": ["pytest>=7.0"],
     },
 )

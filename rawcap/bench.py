@@ -1,17 +1,29 @@
 """Time one training step of the captioner on random data: forward, backward, optimizer step.
 
     python -m rawcap.bench [--device cpu|cuda] [--batch-size 32] [--captions-per-image 5] [--steps 10]
+    python -m rawcap.bench --compare-torch          # then the same step in PyTorch, for scale
 
 Warm-up steps first, then the median of `--steps` timed steps of each part; the figure that
 matters (images per second through a whole step) is printed last.
+
+--compare-torch then times tools/torch_reference.py, the same model in PyTorch (LSTMCell decoder,
+autograd, torch.optim.Adam), on the same device, shapes, dropout and float32, TF32 off, and prints
+the median whole step of each and their ratio. It needs PyTorch and a checkout of the repository
+(tools/ is not installed with rawcap). PyTorch gets as many CPU threads as NumPy's BLAS has, and
+those come from the environment when NumPy is imported ($OPENBLAS_NUM_THREADS, else
+$OMP_NUM_THREADS, else one per CPU): `OMP_NUM_THREADS=2 python -m rawcap.bench --compare-torch`
+runs both sides on two threads.
 """
 import argparse
+import importlib.util
+import os
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
-from .backend import get_device
+from .backend import OPS, get_device, set_kernels, version_in_effect
 from .model import Config, backward, forward, init_params
 from .optim import make_optimizer
 
@@ -21,10 +33,51 @@ def synchronize(xp):
         xp.cuda.Device().synchronize()
 
 
+def numpy_threads():
+    """The threads NumPy's BLAS (OpenBLAS) runs on, as it read them from the environment at
+    import: $OPENBLAS_NUM_THREADS, else $OMP_NUM_THREADS, else one per CPU."""
+    for variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"):
+        value = os.environ.get(variable, "").strip()
+        if value.isdigit() and int(value) > 0:
+            return int(value)
+    return os.cpu_count() or 1
+
+
+def load_torch_reference():
+    """tools/torch_reference.py of the checkout this package sits in, imported by its path (tools/
+    is not installed), or an error message: PyTorch missing, or no checkout."""
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        return None, "--compare-torch needs PyTorch (pip install torch)"
+    path = Path(__file__).resolve().parents[1] / "tools" / "torch_reference.py"
+    if not path.is_file():
+        return None, f"--compare-torch needs a checkout of rawcap: {path} not found"
+    spec = importlib.util.spec_from_file_location("torch_reference", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module, None
+
+
+def compare_torch(reference, config, args, rawcap_seconds):
+    """Time the PyTorch model at the bench's shapes and print both medians and their ratio."""
+    import torch
+    threads = numpy_threads()
+    seconds = reference.time_step(config, args.batch_size, args.captions_per_image, args.length,
+                                  args.device, args.steps, args.warmup, threads=threads)
+    print(f"compared with PyTorch {torch.__version__} (tools/torch_reference.py) on {args.device}, "
+          f"{threads} CPU threads each; median whole step (forward, backward, Adam):")
+    print(f"  {'rawcap':<10} {1e3 * rawcap_seconds:9.1f} ms")
+    print(f"  {'PyTorch':<10} {1e3 * seconds:9.1f} ms")
+    print(f"  rawcap / PyTorch = {rawcap_seconds / seconds:.2f}  (above 1: rawcap is slower)")
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(prog="python -m rawcap.bench", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    p.add_argument("--kernels", metavar="PINS",
+                   help="pin kernel versions, e.g. all=0 (default: $RAWCAP_KERNELS, else the best)")
     p.add_argument("--batch-size", type=int, default=32, help="images per step")
     p.add_argument("--captions-per-image", type=int, default=5)
     p.add_argument("--length", type=int, default=20, help="time steps T of every caption")
@@ -36,13 +89,22 @@ def main(argv=None):
     p.add_argument("--attention-size", type=int, default=64)
     p.add_argument("--steps", type=int, default=10, help="timed steps")
     p.add_argument("--warmup", type=int, default=2, help="untimed steps first")
+    p.add_argument("--compare-torch", action="store_true",
+                   help="then time the same model in PyTorch (tools/torch_reference.py; needs "
+                        "PyTorch and a checkout, run from the repository)")
     args = p.parse_args(argv)
 
     try:
         xp = get_device(args.device)
-    except RuntimeError as e:
+        set_kernels(args.kernels)
+    except (RuntimeError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    if args.compare_torch:
+        reference, problem = load_torch_reference()
+        if problem:
+            print(f"error: {problem}", file=sys.stderr)
+            return 2
     config = Config(vocab_size=args.vocab_size, image_size=args.image_size,
                     channels=tuple(int(c) for c in args.channels.split(",")),
                     embed_size=args.embed_size, hidden_size=args.hidden_size,
@@ -57,9 +119,10 @@ def main(argv=None):
         np.ones((B, T), bool), np.repeat(np.arange(B_img), args.captions_per_image))]
 
     times = {"forward": [], "backward": [], "optimizer": []}
+    whole_steps = []
     for step in range(args.warmup + args.steps):
         marks = [time.perf_counter()]
-        loss, _, cache = forward(params, config, *batch, rng)
+        _, _, cache = forward(params, config, *batch, rng)
         synchronize(xp)
         marks.append(time.perf_counter())
         grads = backward(cache)
@@ -71,11 +134,13 @@ def main(argv=None):
         if step >= args.warmup:
             for name, start, end in zip(times, marks, marks[1:]):
                 times[name].append(end - start)
+            whole_steps.append(marks[-1] - marks[0])
 
     print(f"rawcap.bench on {args.device}: {B_img} images x {args.captions_per_image} captions, "
           f"T={T}, V={config.vocab_size}, S={config.image_size}, channels {config.channels}, "
           f"E={config.embed_size} H={config.hidden_size} A={config.attention_size}; "
           f"median of {args.steps} steps after {args.warmup} warm-up")
+    print("  kernel versions: " + ", ".join(f"{op} {version_in_effect(op, xp)}" for op in OPS))
     total = 0.0
     for name, samples in times.items():
         ms = 1e3 * float(np.median(samples))
@@ -83,6 +148,8 @@ def main(argv=None):
         print(f"  {name:<10} {ms:9.1f} ms")
     print(f"  {'step':<10} {total:9.1f} ms  (the sum of the three medians)")
     print(f"{B_img / total * 1e3:.1f} images/s ({B / total * 1e3:.0f} captions/s)")
+    if args.compare_torch:
+        compare_torch(reference, config, args, float(np.median(whole_steps)))
     return 0
 
 

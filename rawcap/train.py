@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from .backend import get_device, to_numpy
+from .backend import get_device, set_kernels, to_numpy
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .data.batches import CaptionBatches, channel_stats
 from .data.cache import open_cache, prepare
@@ -47,11 +47,19 @@ def parse_args(argv=None):
     g.add_argument("--image-size", type=int, help="image side S (default 64 for shapes, 128 for flickr8k)")
     g.add_argument("--min-count", type=int, default=5, help="vocabulary: minimum word count in train")
     g.add_argument("--max-length", type=int, default=20, help="captions are cut to this many words")
+    g.add_argument("--augment", action="store_true",
+                   help="shift training images by up to S/16 pixels and mirror half of them")
     g = p.add_argument_group("run")
     g.add_argument("--out", help="the run directory (default runs/DATA)")
     g.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last.h5")
     g.add_argument("--init-from", metavar="CHECKPOINT", help="start a new run from these weights")
     g.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    g.add_argument("--kernels", metavar="PINS",
+                   help="pin kernel versions per op, e.g. lstm_pointwise=0,softmax_ce=1 or all=0 "
+                        "(default: $RAWCAP_KERNELS, else each op's best; python -m rawcap.env lists them)")
+    g.add_argument("--deterministic", action="store_true",
+                   help="on a GPU, avoid kernels whose atomic adds make runs differ in the last bits "
+                        "(the embedding backward sorts its tokens instead)")
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--epochs", type=int, help="epochs in all (default 5; with --resume, the run's own)")
     g.add_argument("--batch-size", type=int, default=32, help="images per batch, each with all its captions")
@@ -159,6 +167,7 @@ def weights_from(checkpoint, params):
 def train(args, log=print):
     """Run (or resume) training as `args` say; -> the exit status (0, 130 interrupted, 3 non-finite)."""
     xp = get_device(args.device)
+    set_kernels(args.kernels, args.deterministic)
     if args.resume:
         params, opt_state, meta = load_checkpoint(Path(args.resume) / "last.h5")
         saved = meta["args"]
@@ -188,7 +197,8 @@ def train(args, log=print):
         optimizer.load_state_dict(opt_state)
     dropout_rng = np.random.default_rng()
     dropout_rng.bit_generator.state = meta["dropout_rng"]
-    loader = CaptionBatches(cache, "train", args.batch_size, seed=args.seed, per_image=True)
+    loader = CaptionBatches(cache, "train", args.batch_size, seed=args.seed, per_image=True,
+                            augment=getattr(args, "augment", False))
     total_steps = args.epochs * len(loader)
 
     def schedule(step):

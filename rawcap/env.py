@@ -1,0 +1,93 @@
+"""What a bug report needs: the versions of everything rawcap runs on, and the GPU, if any.
+
+    python -m rawcap.env
+
+Prints Python, NumPy, CuPy, Numba and numba-cuda versions, the CUDA driver and runtime, each
+GPU's name, compute capability and memory, the kernel versions `--device cuda` would run, or
+why no GPU is usable. Exit status 0 either way: a machine without a GPU is a valid answer.
+"""
+import os
+import platform
+import sys
+from importlib import metadata
+
+from .backend import OPS, default_version, versions
+
+
+def package_version(name):
+    """The installed version of distribution `name`, or "not installed"."""
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def cupy_version():
+    """CuPy is published as cupy-cuda12x, cupy-cuda13x, ... or plain cupy."""
+    for dist in metadata.distributions():
+        name = dist.metadata["Name"] or ""
+        if name.lower() == "cupy" or name.lower().startswith("cupy-cuda"):
+            return f"{dist.version} ({name})"
+    return "not installed"
+
+
+def cuda_version(code):
+    """CUDA's integer version (12040) as text ("12.4")."""
+    return f"{code // 1000}.{code % 1000 // 10}"
+
+
+def gpu_lines():
+    """Lines about the CUDA driver, runtime and every GPU, or why there is none."""
+    try:
+        import cupy
+    except ImportError:
+        return ["GPU: not usable: CuPy is not installed (pip install -e '.[cuda]')"]
+    try:
+        runtime = cupy.cuda.runtime
+        count = runtime.getDeviceCount()
+        lines = [f"CUDA driver: {cuda_version(runtime.driverGetVersion())}",
+                 f"CUDA runtime: {cuda_version(runtime.runtimeGetVersion())}"]
+        for k in range(count):
+            props = runtime.getDeviceProperties(k)
+            name = props["name"].decode() if isinstance(props["name"], bytes) else props["name"]
+            lines.append(f"GPU {k}: {name}, compute capability {props['major']}.{props['minor']}, "
+                         f"{props['totalGlobalMem'] / 2**30:.1f} GiB")
+        return lines or ["GPU: none found by the CUDA driver"]
+    except Exception as e:      # CUDARuntimeError: no driver, no device, driver too old
+        return [f"GPU: not usable: {e}"]
+
+
+def kernel_lines():
+    """The versions of every op, and the one `--device cuda` runs by default."""
+    return [f"  {op:<15} versions {versions(op)}, default on a GPU {default_version(op)}"
+            for op in OPS]
+
+
+def report():
+    """The report as a list of lines."""
+    lines = [f"rawcap {package_version('rawcap')}",
+             f"Python {sys.version.split()[0]} ({platform.platform()})",
+             f"NumPy {package_version('numpy')}",
+             f"CuPy {cupy_version()}",
+             f"Numba {package_version('numba')}",
+             f"numba-cuda {package_version('numba-cuda')}"]
+    if os.environ.get("NUMBA_ENABLE_CUDASIM") == "1":
+        lines.append("NUMBA_ENABLE_CUDASIM=1: kernels run in Numba's CUDA simulator")
+    if os.environ.get("RAWCAP_KERNELS"):
+        lines.append(f"RAWCAP_KERNELS={os.environ['RAWCAP_KERNELS']}")
+    lines += gpu_lines()
+    lines.append("kernels:")
+    lines += kernel_lines()
+    return lines
+
+
+def main(argv=None):
+    import argparse
+    argparse.ArgumentParser(prog="python -m rawcap.env", description=__doc__.split("\n\n")[0]
+                            ).parse_args(argv)
+    print("\n".join(report()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
