@@ -31,7 +31,8 @@ import math
 from numba import cuda, float64
 
 from rawcap.backend import array_module
-from rawcap.layers.checks import Dims, check_grad
+from rawcap.layers.attention import check_attention_inputs
+from rawcap.layers.checks import check_grad
 
 from .launch import THREADS, launch
 from .reduce import block_max, block_sum, block_threads
@@ -120,12 +121,7 @@ def _threads(feats, v):
 
 def attention_forward_v1(feats, proj, h, Wh, v):
     """feats[N, L, D], proj[N, L, A], h[N, H], Wh[H, A], v[A] -> context[N, D], alpha[N, L], cache."""
-    dims = Dims("attention_forward")
-    dims.check("feats", feats, "N L D")
-    dims.check("proj", proj, "N L A")
-    dims.check("h", h, "N H")
-    dims.check("Wh", Wh, "H A")
-    dims.check("v", v, "A")
+    check_attention_inputs(feats, proj, h, Wh, v)
     xp = array_module(feats)
     feats, proj, v = (xp.ascontiguousarray(a) for a in (feats, proj, v))
     N, L, D = feats.shape

@@ -15,8 +15,8 @@ version 1   forward: im2col, one thread per entry of cols[N, C*KH*KW, Ho*Wo] cop
 from numba import cuda
 
 from rawcap.backend import array_module
-from rawcap.layers.checks import Dims, check_grad, check_positive_int
-from rawcap.layers.conv import conv_output_size
+from rawcap.layers.checks import check_grad
+from rawcap.layers.conv import check_conv_inputs, conv_output_size
 
 from .launch import THREADS, blocks_for, launch
 
@@ -62,18 +62,7 @@ def _col2im(dcols, KH, KW, stride, pad, Ho, Wo, dx):
 
 def conv2d_forward_v1(x, w, b, stride=1, pad=0):
     """x[N, C, Hi, Wi], w[F, C, KH, KW], b[F] or None -> out[N, F, Ho, Wo], cache (as the layer)."""
-    dims = Dims("conv2d_forward")
-    dims.check("x", x, "N C Hi Wi")
-    dims.check("w", w, "F C KH KW")
-    if b is not None:
-        dims.check("b", b, "F")
-    check_positive_int("conv2d_forward", "stride", stride)
-    check_positive_int("conv2d_forward", "pad", pad, minimum=0)
-    N, C, H, W = x.shape
-    F, _, KH, KW = w.shape
-    Ho, Wo = conv_output_size(H, KH, stride, pad), conv_output_size(W, KW, stride, pad)
-    if Ho < 1 or Wo < 1:
-        dims.fail(f"kernel {KH}x{KW} does not fit x of shape {tuple(x.shape)} with pad={pad}")
+    N, C, F, KH, KW, Ho, Wo = check_conv_inputs(x, w, b, stride, pad)
 
     xp = array_module(x)
     x = xp.ascontiguousarray(x)

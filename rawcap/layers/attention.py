@@ -16,14 +16,19 @@ from ..backend import array_module
 from .checks import Dims, check_grad
 
 
-def attention_forward(feats, proj, h, Wh, v):
-    """feats[N, L, D], proj[N, L, A], h[N, H], Wh[H, A], v[A] -> context[N, D], alpha[N, L], cache."""
+def check_attention_inputs(feats, proj, h, Wh, v):
+    """attention_forward's shape checks: ValueErrors naming the argument and the axis."""
     dims = Dims("attention_forward")
     dims.check("feats", feats, "N L D")
     dims.check("proj", proj, "N L A")
     dims.check("h", h, "N H")
     dims.check("Wh", Wh, "H A")
     dims.check("v", v, "A")
+
+
+def attention_forward(feats, proj, h, Wh, v):
+    """feats[N, L, D], proj[N, L, A], h[N, H], Wh[H, A], v[A] -> context[N, D], alpha[N, L], cache."""
+    check_attention_inputs(feats, proj, h, Wh, v)
     xp = array_module(feats)
     z = xp.tanh(proj + (h @ Wh)[:, None, :])
     e = z @ v

@@ -50,12 +50,8 @@ def col2im(dcols, x_shape, KH, KW, stride, pad):
     return dx_pad[:, :, pad:pad + H, pad:pad + W]
 
 
-def conv2d_forward(x, w, b, stride=1, pad=0):
-    """out[n, f, i, j] = b[f] + sum_{c,kh,kw} w[f, c, kh, kw] * x_pad[n, c, stride*i + kh, stride*j + kw]
-
-    x[N, C, Hi, Wi], w[F, C, KH, KW], b[F] or None (no bias) -> out[N, F, Ho, Wo], cache.
-    x is zero-padded by `pad` on every side; trailing rows/columns that no stride reaches are unused.
-    """
+def check_conv_inputs(x, w, b, stride, pad):
+    """conv2d_forward's argument checks (ValueErrors naming the argument) -> N, C, F, KH, KW, Ho, Wo."""
     dims = Dims("conv2d_forward")
     dims.check("x", x, "N C Hi Wi")
     dims.check("w", w, "F C KH KW")
@@ -68,6 +64,16 @@ def conv2d_forward(x, w, b, stride=1, pad=0):
     Ho, Wo = conv_output_size(H, KH, stride, pad), conv_output_size(W, KW, stride, pad)
     if Ho < 1 or Wo < 1:
         dims.fail(f"kernel {KH}x{KW} does not fit x of shape {tuple(x.shape)} with pad={pad}")
+    return N, C, F, KH, KW, Ho, Wo
+
+
+def conv2d_forward(x, w, b, stride=1, pad=0):
+    """out[n, f, i, j] = b[f] + sum_{c,kh,kw} w[f, c, kh, kw] * x_pad[n, c, stride*i + kh, stride*j + kw]
+
+    x[N, C, Hi, Wi], w[F, C, KH, KW], b[F] or None (no bias) -> out[N, F, Ho, Wo], cache.
+    x is zero-padded by `pad` on every side; trailing rows/columns that no stride reaches are unused.
+    """
+    N, C, F, KH, KW, Ho, Wo = check_conv_inputs(x, w, b, stride, pad)
 
     cols = im2col(x, KH, KW, stride, pad)                      # [N, C*KH*KW, Ho*Wo]
     out = w.reshape(F, -1) @ cols                              # [N, F, Ho*Wo]
