@@ -49,3 +49,17 @@ def assert_same_outputs(kernel_outputs, layer_outputs, dtype, what):
 def run_version(function, version, *args, **kwargs):
     """Version `version` of layer function `function` called on args."""
     return implementation(function, version)(*args, **kwargs)
+
+
+def assert_kernel_gradients(op, version, build, seed, **sizes):
+    """Float64 central differences of `op` pinned to `version` (a rawcap.gradcheck builder with
+    these sizes): every gradient within 1e-7. Under the simulator only (NumPy arrays)."""
+    from rawcap.backend import kernels_pinned
+    from rawcap.gradcheck import gradient_errors
+    if kernel_xp() is not np:
+        pytest.skip("gradient checks run on NumPy float64 arrays: under the simulator")
+    rng = np.random.default_rng(seed)
+    with kernels_pinned(f"{op}={version}"):
+        errors = gradient_errors(build(rng, **sizes), rng)
+    for name, _, error in errors:
+        assert error < 1e-7, f"{op} v{version} {name}: relative error {error:.1e}"

@@ -1,11 +1,10 @@
 """kernels/adam.py against version 0 (rawcap.optim.adam_update), under the simulator or on a GPU."""
 import numpy as np
 import pytest
+from kernel_helpers import assert_same_outputs, kernel_xp, run_version
 
 from rawcap.backend import set_kernels, versions
 from rawcap.optim import Adam
-
-from kernel_helpers import assert_same_outputs, kernel_xp, run_version
 
 pytestmark = pytest.mark.gpu
 KERNELS = versions("adam")[1:]

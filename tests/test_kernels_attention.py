@@ -3,10 +3,15 @@ import re
 
 import numpy as np
 import pytest
-from kernel_helpers import assert_same_outputs, kernel_xp, run_version
+from kernel_helpers import (
+    assert_kernel_gradients,
+    assert_same_outputs,
+    kernel_xp,
+    run_version,
+)
 
-from rawcap.backend import set_kernels, to_numpy, versions
-from rawcap.gradcheck import attention_check, gradient_errors
+from rawcap.backend import to_numpy, versions
+from rawcap.gradcheck import attention_check
 
 pytestmark = pytest.mark.gpu
 KERNELS = versions("attention")[1:]
@@ -91,13 +96,4 @@ def test_attention_backward_rejects_bad_shapes(version):
 
 @pytest.mark.parametrize("version", KERNELS)
 def test_attention_gradients(version):
-    if kernel_xp() is not np:
-        pytest.skip("gradient checks run on NumPy float64 arrays: under the simulator")
-    set_kernels(f"attention={version}")
-    try:
-        rng = np.random.default_rng(2)
-        errors = gradient_errors(attention_check(rng, N=2, L=3, D=2, H=2, A=2), rng)
-    finally:
-        set_kernels("")
-    for name, _, error in errors:
-        assert error < 1e-7, f"attention v{version} {name}: relative error {error:.1e}"
+    assert_kernel_gradients("attention", version, attention_check, 2, N=2, L=3, D=2, H=2, A=2)

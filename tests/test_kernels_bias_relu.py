@@ -1,10 +1,15 @@
 """kernels/bias_relu.py against version 0 (rawcap.layers.activations), under the simulator or on a GPU."""
 import numpy as np
 import pytest
-from kernel_helpers import assert_same_outputs, kernel_xp, run_version
+from kernel_helpers import (
+    assert_kernel_gradients,
+    assert_same_outputs,
+    kernel_xp,
+    run_version,
+)
 
-from rawcap.backend import set_kernels, to_numpy, versions
-from rawcap.gradcheck import bias_relu_check, gradient_errors
+from rawcap.backend import to_numpy, versions
+from rawcap.gradcheck import bias_relu_check
 
 pytestmark = pytest.mark.gpu
 KERNELS = versions("bias_relu")[1:]
@@ -47,16 +52,7 @@ def test_bias_relu_nan_propagates_as_in_version_0(version):
 
 @pytest.mark.parametrize("version", KERNELS)
 def test_bias_relu_gradients(version):
-    if kernel_xp() is not np:
-        pytest.skip("gradient checks run on NumPy float64 arrays: under the simulator")
-    set_kernels(f"bias_relu={version}")
-    try:
-        rng = np.random.default_rng(6)
-        errors = gradient_errors(bias_relu_check(rng, shape=(2, 3, 2, 3)), rng)
-    finally:
-        set_kernels("")
-    for name, _, error in errors:
-        assert error < 1e-7, f"bias_relu v{version} {name}: relative error {error:.1e}"
+    assert_kernel_gradients("bias_relu", version, bias_relu_check, 6, shape=(2, 3, 2, 3))
 
 
 @pytest.mark.parametrize("version", KERNELS)

@@ -1,10 +1,15 @@
 """kernels/conv.py against version 0 (rawcap.layers.conv), under the simulator or on a GPU."""
 import numpy as np
 import pytest
-from kernel_helpers import assert_same_outputs, kernel_xp, run_version
+from kernel_helpers import (
+    assert_kernel_gradients,
+    assert_same_outputs,
+    kernel_xp,
+    run_version,
+)
 
-from rawcap.backend import set_kernels, versions
-from rawcap.gradcheck import conv2d_check, gradient_errors
+from rawcap.backend import versions
+from rawcap.gradcheck import conv2d_check
 
 pytestmark = pytest.mark.gpu
 KERNELS = versions("conv2d")[1:]
@@ -37,16 +42,7 @@ def test_conv2d_matches_version_0(version, dtype, N, C, H, W, F, K, stride, pad,
 
 @pytest.mark.parametrize("version", KERNELS)
 def test_conv2d_gradients(version):
-    if kernel_xp() is not np:
-        pytest.skip("gradient checks run on NumPy float64 arrays: under the simulator")
-    set_kernels(f"conv2d={version}")
-    try:
-        rng = np.random.default_rng(4)
-        errors = gradient_errors(conv2d_check(rng, N=1, C=2, H=4, W=3, F=2), rng)
-    finally:
-        set_kernels("")
-    for name, _, error in errors:
-        assert error < 1e-7, f"conv2d v{version} {name}: relative error {error:.1e}"
+    assert_kernel_gradients("conv2d", version, conv2d_check, 4, N=1, C=2, H=4, W=3, F=2)
 
 
 @pytest.mark.parametrize("version", KERNELS)

@@ -1,11 +1,15 @@
 """kernels/embedding.py against version 0 (rawcap.layers.embedding), under the simulator or on a GPU."""
 import numpy as np
 import pytest
+from kernel_helpers import (
+    assert_kernel_gradients,
+    assert_same_outputs,
+    kernel_xp,
+    run_version,
+)
 
-from rawcap.backend import set_kernels, versions
-from rawcap.gradcheck import embedding_check, gradient_errors
-
-from kernel_helpers import assert_same_outputs, kernel_xp, run_version
+from rawcap.backend import versions
+from rawcap.gradcheck import embedding_check
 
 pytestmark = pytest.mark.gpu
 KERNELS = versions("embedding")[1:]
@@ -52,16 +56,7 @@ def test_sorted_version_is_deterministic():
 
 @pytest.mark.parametrize("version", KERNELS)
 def test_backward_gradients(version):
-    if kernel_xp() is not np:
-        pytest.skip("gradient checks run on NumPy float64 arrays: under the simulator")
-    set_kernels(f"embedding={version}")
-    try:
-        rng = np.random.default_rng(2)
-        errors = gradient_errors(embedding_check(rng, N=2, T=3, V=4, D=3), rng)
-    finally:
-        set_kernels("")
-    for name, _, error in errors:
-        assert error < 1e-7, f"embedding v{version} {name}: relative error {error:.1e}"
+    assert_kernel_gradients("embedding", version, embedding_check, 2, N=2, T=3, V=4, D=3)
 
 
 def test_bad_dout_shape_is_named():

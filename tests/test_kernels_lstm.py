@@ -1,12 +1,15 @@
 """kernels/lstm.py against version 0 (rawcap.layers.lstm), under the simulator or on a GPU."""
 import numpy as np
 import pytest
+from kernel_helpers import (
+    assert_kernel_gradients,
+    assert_same_outputs,
+    kernel_xp,
+    run_version,
+)
 
 from rawcap.backend import versions
-from rawcap.gradcheck import gradient_errors, lstm_pointwise_check
-from rawcap.backend import set_kernels
-
-from kernel_helpers import assert_same_outputs, kernel_xp, run_version
+from rawcap.gradcheck import lstm_pointwise_check
 
 pytestmark = pytest.mark.gpu
 KERNELS = versions("lstm_pointwise")[1:]
@@ -32,13 +35,4 @@ def test_pointwise_matches_version_0(version, dtype, N, H, with_dc):
 
 @pytest.mark.parametrize("version", KERNELS)
 def test_pointwise_gradients(version):
-    if kernel_xp() is not np:
-        pytest.skip("gradient checks run on NumPy float64 arrays: under the simulator")
-    set_kernels(f"lstm_pointwise={version}")
-    try:
-        rng = np.random.default_rng(1)
-        errors = gradient_errors(lstm_pointwise_check(rng, N=2, H=3), rng)
-    finally:
-        set_kernels("")
-    for name, _, error in errors:
-        assert error < 1e-7, f"lstm_pointwise v{version} {name}: relative error {error:.1e}"
+    assert_kernel_gradients("lstm_pointwise", version, lstm_pointwise_check, 1, N=2, H=3)

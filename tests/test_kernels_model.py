@@ -6,12 +6,11 @@ A tiny model in float64: the loss and every gradient with all kernels pinned mus
 """
 import numpy as np
 import pytest
+from kernel_helpers import kernel_xp, relative_difference
 
 from rawcap.backend import kernels_pinned, to_numpy
 from rawcap.model import Config, init_params, loss_and_grads
 from rawcap.optim import Adam, clip_global_norm
-
-from kernel_helpers import kernel_xp, relative_difference
 
 pytestmark = pytest.mark.gpu
 CONFIG = Config(vocab_size=9, image_size=4, channels=(3,), embed_size=4, hidden_size=5,

@@ -1,10 +1,15 @@
 """kernels/pool.py against version 0 (rawcap.layers.pool), under the simulator or on a GPU."""
 import numpy as np
 import pytest
-from kernel_helpers import assert_same_outputs, kernel_xp, run_version
+from kernel_helpers import (
+    assert_kernel_gradients,
+    assert_same_outputs,
+    kernel_xp,
+    run_version,
+)
 
-from rawcap.backend import set_kernels, to_numpy, versions
-from rawcap.gradcheck import gradient_errors, maxpool2d_check
+from rawcap.backend import to_numpy, versions
+from rawcap.gradcheck import maxpool2d_check
 
 pytestmark = pytest.mark.gpu
 KERNELS = versions("maxpool2d")[1:]
@@ -60,16 +65,7 @@ def test_maxpool2d_nan_wins_as_in_version_0(version):
 @pytest.mark.parametrize("version", KERNELS)
 @pytest.mark.parametrize("size, stride", [(2, 2), (3, 2)])
 def test_maxpool2d_gradients(version, size, stride):
-    if kernel_xp() is not np:
-        pytest.skip("gradient checks run on NumPy float64 arrays: under the simulator")
-    set_kernels(f"maxpool2d={version}")
-    try:
-        rng = np.random.default_rng(5)
-        errors = gradient_errors(maxpool2d_check(rng, N=1, C=2, H=5, W=4, size=size, stride=stride), rng)
-    finally:
-        set_kernels("")
-    for name, _, error in errors:
-        assert error < 1e-7, f"maxpool2d v{version} {name}: relative error {error:.1e}"
+    assert_kernel_gradients("maxpool2d", version, maxpool2d_check, 5, N=1, C=2, H=5, W=4, size=size, stride=stride)
 
 
 @pytest.mark.parametrize("version", KERNELS)

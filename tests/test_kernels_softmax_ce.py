@@ -3,10 +3,15 @@ import re
 
 import numpy as np
 import pytest
-from kernel_helpers import assert_same_outputs, kernel_xp, run_version
+from kernel_helpers import (
+    assert_kernel_gradients,
+    assert_same_outputs,
+    kernel_xp,
+    run_version,
+)
 
-from rawcap.backend import set_kernels, to_numpy, versions
-from rawcap.gradcheck import gradient_errors, softmax_cross_entropy_check
+from rawcap.backend import to_numpy, versions
+from rawcap.gradcheck import softmax_cross_entropy_check
 
 pytestmark = pytest.mark.gpu
 KERNELS = versions("softmax_ce")[1:]
@@ -113,13 +118,4 @@ def test_softmax_ce_rejects_bad_input_as_version_0(version, change):
 @pytest.mark.parametrize("scale", [1.0, 30.0])
 def test_softmax_ce_gradients(version, scale):
     """The builder masks the first sequence; scale=30 makes p nearly one-hot."""
-    if kernel_xp() is not np:
-        pytest.skip("gradient checks run on NumPy float64 arrays: under the simulator")
-    set_kernels(f"softmax_ce={version}")
-    try:
-        rng = np.random.default_rng(3)
-        errors = gradient_errors(softmax_cross_entropy_check(rng, N=2, T=2, V=5, scale=scale), rng)
-    finally:
-        set_kernels("")
-    for name, _, error in errors:
-        assert error < 1e-7, f"softmax_ce v{version} {name}: relative error {error:.1e}"
+    assert_kernel_gradients("softmax_ce", version, softmax_cross_entropy_check, 3, N=2, T=2, V=5, scale=scale)
