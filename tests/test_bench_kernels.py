@@ -5,7 +5,7 @@ import json
 import pytest
 
 from rawcap.backend import versions
-from tools import bench_kernels
+from tools import bench_cases, bench_kernels
 
 pytestmark = pytest.mark.gpu
 
@@ -16,7 +16,7 @@ def test_every_version_of_every_op_is_validated_and_timed(tmp_path, capsys):
     table = json.loads(out.read_text())
     rows = table["rows"]
     assert table["copy_gb_s"] > 0 and table["environment"]["commit"]
-    for case in bench_kernels.cases(tiny=True):
+    for case in bench_cases.cases(tiny=True):
         expected = {str(v) for v in (case.versions or versions(case.op))}
         got = {r["version"] for r in rows if r["op"] == case.op and r["shape"] == case.shape}
         assert expected <= got, f"{case.op}: rows for versions {got}, expected {expected}"
