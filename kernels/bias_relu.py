@@ -71,8 +71,8 @@ def bias_relu_forward_v1(x, b):
     dims.check("x", x, "N C H W")
     dims.check("b", b, "C")
     xp = array_module(x)
-    N, C = x.shape[:2]
-    x3 = xp.ascontiguousarray(x).reshape(N, C, -1)
+    N, C, H, W = x.shape
+    x3 = xp.ascontiguousarray(x).reshape(N, C, H * W)
     out = xp.empty_like(x3)
     launch(_forward, blocks_for(out.size), THREADS, x3, xp.ascontiguousarray(b), out)
     out = out.reshape(x.shape)
@@ -84,8 +84,8 @@ def bias_relu_backward_v1(dout, cache):
     out = cache
     check_grad("bias_relu_backward", "dout", dout, out.shape)
     xp = array_module(dout)
-    N, C = out.shape[:2]
-    dout3, out3 = xp.ascontiguousarray(dout).reshape(N, C, -1), out.reshape(N, C, -1)
+    N, C, H, W = out.shape
+    dout3, out3 = xp.ascontiguousarray(dout).reshape(N, C, H * W), out.reshape(N, C, H * W)
     dx = xp.empty_like(dout3)
     blocks_per_channel = blocks_for(N * out3.shape[2], THREADS * ITEMS)
     partials = xp.empty((C, blocks_per_channel), dtype=xp.float64)
