@@ -36,7 +36,7 @@ def _sum_runs(order, sorted_ids, starts, dout, dW):
     if r >= starts.shape[0] or d >= dout.shape[1]:
         return
     end = starts[r + 1] if r + 1 < starts.shape[0] else order.shape[0]
-    total = 0.0
+    total = dW.dtype.type(0)
     for k in range(starts[r], end):
         total += dout[order[k], d]
     dW[sorted_ids[starts[r]], d] = total

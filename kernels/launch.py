@@ -74,9 +74,14 @@ def launch(kernel, blocks, threads, *args):
     every array argument passed through `as_device`. A grid without blocks is not launched."""
     if math.prod(blocks if isinstance(blocks, tuple) else (blocks,)) == 0:
         return
-    first_array = next(a for a in args if hasattr(a, "shape"))
+    first_array = next(a for a in args if _is_array(a))
     kernel[blocks, threads, current_stream(array_module(first_array))](
-        *(as_device(a) if hasattr(a, "shape") else a for a in args))
+        *(as_device(a) if _is_array(a) else a for a in args))
+
+
+def _is_array(a):
+    """An array argument (NumPy scalars, such as Adam's typed step size, are passed by value)."""
+    return hasattr(a, "shape") and not isinstance(a, np.generic)
 
 
 def blocks_for(n, threads=THREADS):
