@@ -25,6 +25,15 @@ version 1   forward: one block per caption n, three sweeps.
             version's backward takes either forward's cache.
             Arithmetic is in the arrays' dtype; the scores e and de live in [N, L] scratch
             arrays. The softmax computes each exp once and multiplies by 1 / total.
+version 2   the same sweeps with a warp per location: lanes over A (forward) and over D
+            (backward's dalpha_total) with a warp-shuffle sum, threads over (l, a) for dproj
+            and over (l, d) for dfeats, so every sweep over a row reads and writes it
+            coalesced; blocks of up to 256 threads. Kernels and layout in
+            kernels/attention_warp.py (a shared-memory stand-in for the shuffles under the
+            simulator). The default on a GPU, on paper and unmeasured: version 1's sweep over l
+            makes each warp read proj in 32 transactions for 32 numbers and leaves most of a
+            block idle (L = 64 threads at the recipe's shapes; version 2 runs 256, all
+            reading consecutive entries).
 """
 import math
 
@@ -34,10 +43,11 @@ from rawcap.backend import array_module
 from rawcap.layers.attention import check_attention_inputs
 from rawcap.layers.checks import check_grad
 
+from . import attention_warp
 from .launch import THREADS, launch
 from .reduce import block_max, block_sum, block_threads
 
-DEFAULT = 1
+DEFAULT = 2             # unmeasured: chosen on paper (version 2's docstring), not by a GPU run
 
 
 @cuda.jit
@@ -122,8 +132,8 @@ def _threads(feats, v):
     return block_threads(max(feats.shape[1], feats.shape[2], v.shape[0]))
 
 
-def attention_forward_v1(feats, proj, h, Wh, v):
-    """feats[N, L, D], proj[N, L, A], h[N, H], Wh[H, A], v[A] -> context[N, D], alpha[N, L], cache."""
+def _run_forward(kernel, threads, feats, proj, h, Wh, v):
+    """The host side of every version's forward: checks, outputs, hW = h @ Wh, one launch."""
     check_attention_inputs(feats, proj, h, Wh, v)
     xp = array_module(feats)
     feats, proj, v = (xp.ascontiguousarray(a) for a in (feats, proj, v))
@@ -131,12 +141,12 @@ def attention_forward_v1(feats, proj, h, Wh, v):
     z = xp.empty_like(proj)
     scores = xp.empty((N, L), dtype=feats.dtype)
     alpha, context = xp.empty((N, L), dtype=feats.dtype), xp.empty((N, D), dtype=feats.dtype)
-    launch(_forward, N, _threads(feats, v), feats, proj, h @ Wh, v, z, scores, alpha, context)
+    launch(kernel, N, threads, feats, proj, h @ Wh, v, z, scores, alpha, context)
     return context, alpha, (feats, h, Wh, v, z, alpha)
 
 
-def attention_backward_v1(dcontext, dalpha, cache):
-    """dcontext[N, D], dalpha[N, L] or None -> dfeats, dproj, dh, dWh, dv (equations in the layer)."""
+def _run_backward(kernel, threads, dcontext, dalpha, cache):
+    """The host side of every version's backward: checks, outputs, one launch, the GEMMs."""
     feats, h, Wh, v, z, alpha = cache
     check_grad("attention_backward", "dcontext", dcontext, (feats.shape[0], feats.shape[2]))
     if dalpha is not None:
@@ -149,6 +159,28 @@ def attention_backward_v1(dcontext, dalpha, cache):
     de = xp.empty(alpha.shape, dtype=feats.dtype)
     dfeats, dproj = xp.empty_like(feats), xp.empty_like(z)
     du_sum, dv_rows = xp.empty((N, A), dtype=z.dtype), xp.empty((N, A), dtype=z.dtype)
-    launch(_backward, N, _threads(feats, v), dcontext, dalpha, has_dalpha, feats, v, z, alpha,
+    launch(kernel, N, threads, dcontext, dalpha, has_dalpha, feats, v, z, alpha,
            de, dfeats, dproj, du_sum, dv_rows)
     return dfeats, dproj, du_sum @ Wh.T, h.T @ du_sum, dv_rows.sum(axis=0)
+
+
+def attention_forward_v1(feats, proj, h, Wh, v):
+    """feats[N, L, D], proj[N, L, A], h[N, H], Wh[H, A], v[A] -> context[N, D], alpha[N, L], cache."""
+    return _run_forward(_forward, _threads(feats, v), feats, proj, h, Wh, v)
+
+
+def attention_backward_v1(dcontext, dalpha, cache):
+    """dcontext[N, D], dalpha[N, L] or None -> dfeats, dproj, dh, dWh, dv (equations in the layer)."""
+    return _run_backward(_backward, _threads(cache[0], cache[3]), dcontext, dalpha, cache)
+
+
+def attention_forward_v2(feats, proj, h, Wh, v):
+    """As version 1, a warp per location (kernels/attention_warp.py)."""
+    return _run_forward(attention_warp.forward, attention_warp.threads(feats.shape[1]),
+                        feats, proj, h, Wh, v)
+
+
+def attention_backward_v2(dcontext, dalpha, cache):
+    """As version 1, a warp per location and threads over (l, a) (kernels/attention_warp.py)."""
+    return _run_backward(attention_warp.backward, attention_warp.threads(cache[0].shape[1]),
+                         dcontext, dalpha, cache)

@@ -22,7 +22,7 @@ def test_float32_kernels_compile_without_float64_instructions():
     if run.returncode == 3:
         pytest.skip(run.stdout.strip())
     assert run.returncode == 0, run.stdout + run.stderr
-    assert "attention._forward" in run.stdout and "softmax_ce._forward" in run.stdout
+    assert "attention_warp.forward" in run.stdout and "softmax_ce._forward" in run.stdout
 
 
 def test_ptx_check_refuses_the_simulator():

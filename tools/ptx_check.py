@@ -100,7 +100,7 @@ def main(argv=None):
     print(f"  {'kernel':<34} {'float64':>8} {'float32':>8}")
     for module, kernel, values in recorded_launches():
         signature = tuple(typeof(v) for v in values)
-        name = f"{module.removeprefix('kernels.')}.{kernel.py_func.__name__}"
+        name = f"{kernel.py_func.__module__.removeprefix('kernels.')}.{kernel.py_func.__name__}"
         if (name, signature) in seen:
             continue
         seen.add((name, signature))
