@@ -31,9 +31,9 @@ version 2   the same sweeps with a warp per location: lanes over A (forward) and
             coalesced; blocks of up to 256 threads. Kernels and layout in
             kernels/attention_warp.py (a shared-memory stand-in for the shuffles under the
             simulator). The default on a GPU, on paper and unmeasured: version 1's sweep over l
-            makes each warp read proj in 32 transactions for 32 numbers and leaves most of a
-            block idle (L = 64 threads at the recipe's shapes; version 2 runs 256, all
-            reading consecutive entries).
+            makes each warp read proj in 32 transactions for 32 numbers, with 64 threads per
+            caption at rawcap.bench's default shapes (L = A = D = 64); version 2 runs 256, each
+            warp reading consecutive entries.
 """
 import math
 
