@@ -67,6 +67,10 @@ def recorded_launches():
     return launches
 
 
+def _probe(a):
+    a[0] = a[0] + 1
+
+
 def count(ptx):
     """(float64 instructions, float32 instructions) in PTX text."""
     lines = ptx.splitlines()
@@ -83,18 +87,17 @@ def main(argv=None):
     if os.environ.get("NUMBA_ENABLE_CUDASIM") == "1":
         print("error: unset NUMBA_ENABLE_CUDASIM: the simulator compiles nothing", file=sys.stderr)
         return 2
-    from numba import cuda, typeof
-    try:
-        from numba.cuda.cudadrv import nvvm
-        nvvm.NVVM()
-    except Exception as e:      # NvvmSupportError: no CUDA toolkit found
-        print(f"NVVM not available, nothing checked: {e}")
-        return 3
+    from numba import cuda, float32, typeof
     cc = tuple(int(x) for x in args.cc.split("."))
     # Device functions (kernels/reduce.py) are compiled for the current device's capability;
     # without a GPU there is none, so name the one asked for.
     import numba.cuda.dispatcher
     numba.cuda.dispatcher.get_current_device = lambda: type("Device", (), {"compute_capability": cc})
+    try:                        # a first compile finds NVVM and libdevice, or says which is missing
+        cuda.compile_ptx(_probe, (float32[:],), cc=cc)
+    except Exception as e:      # NvvmSupportError and kin: no CUDA toolkit found
+        print(f"NVVM not available, nothing checked: {e}")
+        return 3
     seen, failing = set(), []
     print(f"kernels on float32 arrays, compiled for sm_{cc[0]}{cc[1]}: PTX instructions on")
     print(f"  {'kernel':<34} {'float64':>8} {'float32':>8}")
