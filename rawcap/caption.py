@@ -4,8 +4,8 @@
         [--attention attention.png] [--json captions.json]
 
 Any file Pillow opens works, of any size and aspect: it goes through exactly the training
-preprocessing (rawcap.data.images: EXIF rotation, RGB, shorter side resized, centre crop) and
-the checkpoint's own vocabulary. A file that cannot be read is reported by name on stderr and
+preprocessing (rawcap.data.images: EXIF rotation, RGB, then centre crop or squash to S x S as
+the checkpoint's Config.resize says) and the checkpoint's own vocabulary. A file that cannot be read is reported by name on stderr and
 the others are still captioned (the exit status is then 1).
 """
 import argparse
@@ -79,7 +79,7 @@ def main(argv=None):
     files = list(image_files(args.images))
     for path in files:
         try:
-            image = load_image(path, config.image_size)
+            image = load_image(path, config.image_size, config.resize)
         except ImageError as e:
             print(f"error: {e}", file=sys.stderr)
             failed += 1

@@ -40,6 +40,7 @@ class Config:
     blind: bool = False                 # zero the image features: the captioner cannot look
     pixel_mean: tuple = (0.5, 0.5, 0.5)     # per-channel normalisation of [0, 1] pixels
     pixel_std: tuple = (0.25, 0.25, 0.25)
+    resize: str = "crop"                # how photos become S x S: "crop" or "squash" (data.images)
 
     @property
     def locations(self):

@@ -25,7 +25,7 @@ from tqdm import tqdm
 from .backend import get_device, set_kernels, to_numpy
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .data.batches import CaptionBatches, channel_stats, check_batch
-from .data.cache import open_cache, prepare
+from .data.cache import cache_resize, open_cache, prepare
 from .data.shapes import generate_shapes
 from .evaluate import evaluate_split, write_json
 from .metrics import format_table
@@ -45,6 +45,8 @@ def parse_args(argv=None):
                    help="the built-in dataset, or Flickr8k in any of its layouts")
     g.add_argument("--data-dir", help="the dataset directory (default data/shapes; required for flickr8k)")
     g.add_argument("--image-size", type=int, help="image side S (default 64 for shapes, 128 for flickr8k)")
+    g.add_argument("--resize", default="crop", choices=["crop", "squash"],
+                   help="how images become S x S in the cache: centre crop (aspect kept) or squash")
     g.add_argument("--min-count", type=int, default=5, help="vocabulary: minimum word count in train")
     g.add_argument("--max-length", type=int, default=20, help="captions are cut to this many words")
     g.add_argument("--augment", action="store_true",
@@ -96,9 +98,10 @@ def prepare_data(args, log):
     if args.data == "shapes" and not (data_dir / "shapes.json").is_file():
         log(f"generating the built-in dataset in {data_dir}")
         generate_shapes(data_dir, progress=not args.quiet)
-    cache = (Path("data") / f"{data_dir.resolve().name}-{size}.h5").resolve()
+    squash = "-squash" if args.resize == "squash" else ""
+    cache = (Path("data") / f"{data_dir.resolve().name}-{size}{squash}.h5").resolve()
     prepare(data_dir, cache, size=size, min_count=args.min_count, max_length=args.max_length,
-            progress=not args.quiet, log=log)
+            progress=not args.quiet, log=log, resize=args.resize)
     return cache
 
 
@@ -106,6 +109,7 @@ def model_config(args, cache):
     with open_cache(cache) as f:
         vocab_size = len(json.loads(f.attrs["vocab"])["words"])
         size = int(f.attrs["image_size"])
+        resize = cache_resize(f.attrs)
     mean, std = channel_stats(cache)
     return Config(vocab_size=vocab_size, image_size=size,
                   channels=tuple(int(c) for c in args.channels.split(",")),
@@ -113,7 +117,8 @@ def model_config(args, cache):
                   attention_size=args.attention_size, dropout=args.dropout,
                   lambda_alpha=args.lambda_alpha, weight_decay=args.weight_decay,
                   f_beta=not args.no_f_beta, blind=args.blind,
-                  pixel_mean=tuple(map(float, mean)), pixel_std=tuple(map(float, std)))
+                  pixel_mean=tuple(map(float, mean)), pixel_std=tuple(map(float, std)),
+                  resize=resize)
 
 
 def stop_on_ctrl_c(log):

@@ -45,6 +45,7 @@ def test_prepare_writes_every_dataset_with_its_shape_and_dtype(tmp_path):
     assert json.loads(attrs["split_names"]) == ["train", "val", "test"]
     assert (attrs["image_size"], attrs["max_length"], attrs["min_count"]) == (SIZE, 20, 1)
     assert attrs["layout"] == "flickr8k" and json.loads(attrs["skipped"]) == {}
+    assert attrs["resize"] == "crop"                    # the default
     assert Vocabulary.load(vocab_path(path)).words == vocab.words
     assert sorted(os.listdir(path.parent)) == ["cache.h5", "cache.vocab.json"]   # no .tmp left
 
@@ -105,9 +106,10 @@ def touch(path):
     (None, {"size": 24}),
     (None, {"min_count": 2}),
     (None, {"max_length": 4}),
+    (None, {"resize": "squash"}),
     (edit_caption_file, {}),
     (lambda data: touch(data / "Images" / "img05.jpg"), {}),
-], ids=["size", "min_count", "max_length", "caption-file-edited", "image-touched"])
+], ids=["size", "min_count", "max_length", "resize", "caption-file-edited", "image-touched"])
 def test_a_changed_option_or_input_rebuilds(tmp_path, change, options):
     path = build(tmp_path)
     before = path.stat().st_ino
@@ -118,7 +120,7 @@ def test_a_changed_option_or_input_rebuilds(tmp_path, change, options):
     assert messages[-1].startswith(f"wrote {path}") and path.stat().st_ino != before
     with open_cache(path) as f:
         attrs = {"size": f.attrs["image_size"], "min_count": f.attrs["min_count"],
-                 "max_length": f.attrs["max_length"]}
+                 "max_length": f.attrs["max_length"], "resize": f.attrs["resize"]}
     assert options.items() <= attrs.items()
 
 
@@ -225,6 +227,22 @@ def test_cli_prepare_and_stats_succeed(tmp_path, capsys):
     assert "seeded split" in capsys.readouterr().out and out.is_file()
     assert main(["stats", str(out)]) == 0
     assert "vocabulary:" in capsys.readouterr().out
+
+
+def test_cli_prepare_records_squash_and_rejects_an_unknown_resize(tmp_path, capsys):
+    write_dataset(tmp_path / "data")
+    out = tmp_path / "cache.h5"
+    assert main(["prepare", "--data-dir", str(tmp_path / "data"), "--out", str(out),
+                 "--size", "16", "--min-count", "1", "--resize", "squash"]) == 0
+    with open_cache(out) as f:
+        assert f.attrs["resize"] == "squash"
+    assert main(["stats", str(out)]) == 0
+    assert "images 16x16 (squash)" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["prepare", "--data-dir", str(tmp_path / "data"), "--out", str(out), "--resize", "pad"])
+    assert "--resize" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="resize must be one of"):
+        prepare(tmp_path / "data", out, resize="pad")
 
 
 @pytest.mark.parametrize("command", [["prepare", "--data-dir", "{dir}", "--out", "{dir}/c.h5"],

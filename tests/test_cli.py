@@ -19,9 +19,12 @@ import pytest
 from PIL import Image
 
 from rawcap import bench, caption, evaluate, train
-from rawcap.checkpoint import load_checkpoint
+from rawcap.checkpoint import load_checkpoint, save_checkpoint
 from rawcap.data.batches import CaptionBatches
 from rawcap.data.cache import open_cache
+from rawcap.data.images import load_image
+from rawcap.data.vocab import Vocabulary
+from rawcap.decode import decode
 from rawcap.data.shapes import generate_shapes
 from rawcap.model import Config, init_params, loss_and_grads
 from rawcap.optim import Adam
@@ -80,6 +83,7 @@ def test_train_writes_a_complete_run_directory(run_a, workdir):
     assert run_a.status == 0
     config = json.loads((run_a.path / "config.json").read_text())
     assert config["model"]["channels"] == [4, 8] and config["train"]["epochs"] == 2
+    assert config["model"]["resize"] == "crop"
 
     columns, rows = read_log(run_a.path)
     assert columns == LOG_COLUMNS
@@ -298,6 +302,38 @@ def test_caption_reads_any_image_and_reports_bad_ones(run_a, workdir, tmp_path, 
     assert parse_captions(capsys.readouterr().out) == {str(wide): captions[str(wide)]}
     with Image.open(tmp_path / "one.png") as grid:
         assert grid.format == "PNG"
+
+
+@pytest.mark.parametrize("resize", ["crop", "squash"])
+def test_caption_preprocesses_a_photo_the_way_the_checkpoint_says(run_a, tmp_path, capsys, resize):
+    """A JPEG of unusual size and aspect, a PNG with alpha and a grayscale image: caption's words
+    are those of the model on load_image(path, S, the checkpoint's resize), and crop and squash
+    really give different pixels for them."""
+    params, optimizer, meta = load_checkpoint(run_a.path / "best.h5")
+    meta["config"]["resize"] = resize
+    save_checkpoint(tmp_path / "model.h5", params, optimizer, meta)
+    config, vocab = Config.from_dict(meta["config"]), Vocabulary(meta["vocab"])
+    rng = np.random.default_rng(1)
+    photos = {tmp_path / "odd.jpg": rng.integers(0, 256, (61, 347, 3), dtype=np.uint8),
+              tmp_path / "alpha.png": rng.integers(0, 256, (90, 40, 4), dtype=np.uint8),
+              tmp_path / "gray.png": rng.integers(0, 256, (33, 70), dtype=np.uint8)}
+    for path, pixels in photos.items():
+        Image.fromarray(pixels).save(path)
+    assert caption.main([str(tmp_path / "model.h5"), *map(str, photos), "--beam", "1"]) == 0
+    captions = parse_captions(capsys.readouterr().out)
+    for path in photos:
+        image = load_image(path, config.image_size, resize)
+        other = load_image(path, config.image_size, "squash" if resize == "crop" else "crop")
+        assert image.shape == (3, 32, 32) and not np.array_equal(image, other)
+        tokens = decode(params, config, image[None].astype(np.float32) / 255).tokens[0]
+        assert captions[str(path)] == " ".join(vocab.decode(tokens))
+
+
+def test_train_records_the_caches_resize_in_the_model_config(workdir, in_workdir):
+    args = train.parse_args(TINY + ["--data-dir", "shapes", "--resize", "squash"])
+    cache = train.prepare_data(args, log=lambda line: None)
+    assert cache.name == "shapes-32-squash.h5"
+    assert train.model_config(args, cache).resize == "squash"
 
 
 # 8. rawcap.bench ---------------------------------------------------------------------------------

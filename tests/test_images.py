@@ -85,6 +85,27 @@ def test_non_square_images_are_centre_cropped(tmp_path, width, height):
     assert (out == np.reshape(GREEN, (3, 1, 1))).all()
 
 
+@pytest.mark.parametrize("width, height", [(60, 20), (20, 60)])
+def test_squash_keeps_the_whole_image(tmp_path, width, height):
+    """The same red | green | blue bands, squashed: each band is a third of the square."""
+    image = Image.new("RGB", (width, height), RED)
+    wide = width > height
+    image.paste(GREEN, (20, 0, 40, 20) if wide else (0, 20, 20, 40))
+    image.paste(BLUE, (40, 0, 60, 20) if wide else (0, 40, 20, 60))
+    image.save(tmp_path / "bands.png")
+    out = load_image(tmp_path / "bands.png", 30, resize="squash")
+    assert out.shape == (3, 30, 30)
+    bands = out if wide else out.transpose(0, 2, 1)     # bands along the last axis
+    for colour, columns in ((RED, slice(0, 8)), (GREEN, slice(12, 18)), (BLUE, slice(22, 30))):
+        assert (bands[:, :, columns] == np.reshape(colour, (3, 1, 1))).all()
+
+
+def test_an_unknown_resize_mode_is_refused(tmp_path):
+    Image.new("RGB", (8, 8), RED).save(tmp_path / "x.png")
+    with pytest.raises(ValueError, match="resize must be one of .'crop', 'squash'., got 'pad'"):
+        load_image(tmp_path / "x.png", 8, resize="pad")
+
+
 def test_shorter_side_is_resized_to_size(tmp_path):
     Image.new("RGB", (40, 32), GREEN).save(tmp_path / "small.png")
     Image.new("RGB", (400, 320), BLUE).save(tmp_path / "big.png")

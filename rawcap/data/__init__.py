@@ -10,7 +10,7 @@ the three layouts people have), `images` (Pillow preprocessing), `cache` (the HD
 
 The cache, one HDF5 file (I images, K captions, S image size, M = max_length + 2):
 
-    images           uint8  [I, 3, S, S]  RGB, shorter side resized to S, centre-cropped
+    images           uint8  [I, 3, S, S]  RGB, centre-cropped or squashed to S x S (attrs resize)
     filenames        str    [I]           the image file names, as in the caption file
     split            uint8  [I]           0 train, 1 val, 2 test (attrs["split_names"])
     captions         int32  [K, M]        <start> w_1 .. w_n <end> <pad> ..., vocabulary ids
@@ -18,6 +18,6 @@ The cache, one HDF5 file (I images, K captions, S image size, M = max_length + 2
     caption_image    int32  [K]           the row of `images` each caption describes
     caption_text     str    [K]           the tokenized caption before truncation and <unk>,
                                           space-joined: the references for the metrics
-    attrs            vocab (JSON), image_size, max_length, min_count, layout, data_dir,
+    attrs            vocab (JSON), image_size, resize (crop|squash), max_length, min_count, layout, data_dir,
                      fingerprint (of the inputs and options), truncated, unk_tokens, skipped (JSON)
 """

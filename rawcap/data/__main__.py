@@ -18,7 +18,11 @@ def main(argv=None):
                             "split and write one HDF5 file (reused when nothing changed).")
     p.add_argument("--data-dir", required=True, help="the dataset directory (caption file + image folder)")
     p.add_argument("--out", required=True, help="the cache file to write, e.g. data/flickr8k.h5")
-    p.add_argument("--size", type=int, default=128, help="image side S after resize + centre crop (default 128)")
+    p.add_argument("--size", type=int, default=128, help="image side S (default 128)")
+    p.add_argument("--resize", default="crop", choices=["crop", "squash"],
+                   help="how images become S x S: crop = shorter side to S, then the centre square "
+                        "(aspect kept); squash = the whole image to S x S (aspect not kept). "
+                        "Recorded in the cache and the model; caption does the same (default crop)")
     p.add_argument("--layout", default="auto", choices=["auto", *LAYOUTS],
                    help="caption layout (default: detected; flickr8k, then kaggle, then karpathy)")
     p.add_argument("--min-count", type=int, default=5,
@@ -51,7 +55,7 @@ def main(argv=None):
         if args.command == "prepare":
             prepare(args.data_dir, args.out, size=args.size, min_count=args.min_count,
                     max_length=args.max_length, layout=args.layout, skip_bad=args.skip_bad,
-                    split_seed=args.split_seed, workers=args.workers)
+                    split_seed=args.split_seed, workers=args.workers, resize=args.resize)
         elif args.command == "stats":
             print("\n".join(stats(args.cache)))
         else:

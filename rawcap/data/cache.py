@@ -18,7 +18,7 @@ import numpy as np
 from tqdm import tqdm
 
 from .flickr8k import KAGGLE_FILE, KARPATHY_FILE, SPLIT_FILES, SPLITS, TOKEN_FILE, read_corpus
-from .images import ImageError, load_image
+from .images import ImageError, check_resize, load_image
 from .vocab import END_ID, PAD_ID, UNK_ID, Vocabulary
 
 FORMAT_VERSION = 1
@@ -54,13 +54,15 @@ def cached_fingerprint(path):
 
 
 def prepare(data_dir, out, size=128, min_count=5, max_length=20, layout="auto", skip_bad=False,
-            split_seed=0, workers=None, progress=True, log=print):
-    """Build the cache `out` from `data_dir`; returns the path. Reuses an up-to-date cache."""
+            split_seed=0, workers=None, progress=True, log=print, resize="crop"):
+    """Build the cache `out` from `data_dir`; returns the path. Reuses an up-to-date cache.
+    resize: how images become size x size, "crop" or "squash" (rawcap.data.images)."""
+    check_resize(resize)
     corpus = read_corpus(data_dir, layout, skip_bad, split_seed)
     for note in corpus.notes:
         log(f"note: {note}")
     options = dict(size=size, min_count=min_count, max_length=max_length, layout=corpus.layout,
-                   skip_bad=skip_bad, split_seed=split_seed)
+                   skip_bad=skip_bad, split_seed=split_seed, resize=resize)
     key = fingerprint(data_dir, corpus, options)
     if Path(out).is_file() and cached_fingerprint(out) == key:
         log(f"{out} is up to date with {data_dir}: reusing it")
@@ -69,7 +71,7 @@ def prepare(data_dir, out, size=128, min_count=5, max_length=20, layout="auto", 
                 Vocabulary.from_json(f.attrs["vocab"]).save(vocab_path(out))
         return Path(out)
 
-    images, kept = _load_images(corpus, size, skip_bad, workers, progress)
+    images, kept = _load_images(corpus, size, resize, skip_bad, workers, progress)
     names = [name for name, _ in kept]
     train_captions = [tokens for name, split in kept if split == "train"
                       for tokens in corpus.captions[name]]
@@ -103,7 +105,7 @@ def prepare(data_dir, out, size=128, min_count=5, max_length=20, layout="auto", 
             f.create_dataset("caption_image", data=np.array(owner, dtype=np.int32))
             f.create_dataset("caption_text", data=text, dtype=h5py.string_dtype())
             f.attrs.update(dict(
-                format_version=FORMAT_VERSION, vocab=vocab.to_json(), image_size=size,
+                format_version=FORMAT_VERSION, vocab=vocab.to_json(), image_size=size, resize=resize,
                 max_length=max_length, min_count=min_count, layout=corpus.layout,
                 data_dir=str(data_dir), split_names=json.dumps(SPLITS), truncated=truncated,
                 unk_tokens=unk, skipped=json.dumps(dict(corpus.skipped)), notes=json.dumps(corpus.notes)))
@@ -118,11 +120,11 @@ def prepare(data_dir, out, size=128, min_count=5, max_length=20, layout="auto", 
     return Path(out)
 
 
-def _load_images(corpus, size, skip_bad, workers, progress):
+def _load_images(corpus, size, resize, skip_bad, workers, progress):
     """Preprocess every image in threads (Pillow decodes without the GIL) -> (uint8 array, kept)."""
     def load(name):
         try:
-            return load_image(corpus.image_dir / name, size)
+            return load_image(corpus.image_dir / name, size, resize)
         except ImageError as e:
             if not skip_bad:
                 raise ImageError(f"{e} (--skip-bad skips and counts such images)") from None
@@ -140,6 +142,13 @@ def _load_images(corpus, size, skip_bad, workers, progress):
             else:
                 images[i] = result
     return images[good], [entry for entry, ok in zip(corpus.images, good) if ok]
+
+
+def cache_resize(attrs):
+    """How a cache's images were resized: its `resize` attribute; caches written before it
+    existed were all centre-cropped."""
+    resize = attrs.get("resize", "crop")
+    return resize if isinstance(resize, str) else resize.decode()
 
 
 def open_cache(path):
@@ -171,7 +180,7 @@ def stats(path):
         raise ValueError(f"{path}: not a rawcap cache (no vocabulary)")
     vocab = Vocabulary.from_json(attrs["vocab"])
     lines = [f"{path}: {attrs['layout']} layout from {attrs['data_dir']}, "
-             f"images {image_shape[2]}x{image_shape[3]}",
+             f"images {image_shape[2]}x{image_shape[3]} ({cache_resize(attrs)})",
              f"{'split':<6} {'images':>7} {'captions':>9} {'tokens':>8} {'<unk>':>7}"]
     for s, name in enumerate(SPLITS):
         rows = captions[split[owner] == s]
