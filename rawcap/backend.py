@@ -32,6 +32,8 @@ OPS = {
     "bias_relu": ("rawcap.layers.activations", "kernels.bias_relu",
                   ("bias_relu_forward", "bias_relu_backward")),
     "maxpool2d": ("rawcap.layers.pool", "kernels.pool", ("maxpool2d_forward", "maxpool2d_backward")),
+    "batchnorm2d": ("rawcap.layers.batchnorm", "kernels.batchnorm",
+                    ("batchnorm2d_forward", "batchnorm2d_backward")),
     "lstm_pointwise": ("rawcap.layers.lstm", "kernels.lstm",
                        ("lstm_pointwise_forward", "lstm_pointwise_backward")),
     "attention": ("rawcap.layers.attention", "kernels.attention",

@@ -120,6 +120,28 @@ def maxpool2d_check(rng, N=2, C=3, H=7, W=6, size=2, stride=2):
                       dict(x=x), ("x",), dict(size=size, stride=stride))
 
 
+def batchnorm2d_check(rng, N=2, C=3, H=5, W=4, train=True):
+    """Batch normalisation; the updated running statistics are state, not an output with a
+    gradient, so the checked forward returns out and the cache only."""
+    def forward(*args, **options):
+        out, _, cache = ops.batchnorm2d_forward(*args, **options)
+        return out, cache
+    args = dict(x=2 * rng.standard_normal((N, C, H, W)) + 1, gamma=rng.standard_normal(C),
+                beta=rng.standard_normal(C), running_mean=rng.standard_normal(C),
+                running_var=rng.uniform(0.5, 2.0, C))
+    return LayerCheck(f"batchnorm2d_{'train' if train else 'eval'}", forward,
+                      ops.batchnorm2d_backward, args, ("x", "gamma", "beta"),
+                      dict(train=train))
+
+
+def batchnorm2d_train_check(rng, **sizes):
+    return batchnorm2d_check(rng, train=True, **sizes)
+
+
+def batchnorm2d_eval_check(rng, **sizes):
+    return batchnorm2d_check(rng, train=False, **sizes)
+
+
 def relu_check(rng, shape=(3, 5, 4)):
     # Keep away from the kink at 0, where the derivative is not defined.
     x = rng.choice([-1.0, 1.0], size=shape) * rng.uniform(0.1, 2.0, size=shape)
@@ -205,7 +227,7 @@ def softmax_cross_entropy_check(rng, N=3, T=4, V=7, scale=1.0):
 
 
 CHECKS = {build.__name__.removesuffix("_check"): build for build in (
-    conv2d_check, maxpool2d_check, relu_check, bias_relu_check, sigmoid_check, tanh_check, dropout_check,
+    conv2d_check, maxpool2d_check, batchnorm2d_train_check, batchnorm2d_eval_check, relu_check, bias_relu_check, sigmoid_check, tanh_check, dropout_check,
     affine_check, embedding_check,
     lstm_pointwise_check, lstm_step_check, lstm_check, attention_check, softmax_cross_entropy_check)}
 

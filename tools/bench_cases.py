@@ -192,6 +192,35 @@ def bias_relu_case(N, C, S):
                 torch=torch_run)
 
 
+def batchnorm2d_case(N, C, S):
+    def inputs(xp, rng):
+        return [xp.asarray(rng.standard_normal(s), dtype=np.float32)
+                for s in [(N, C, S, S), (C,), (C,), (C,), (C,), (N, C, S, S)]]
+
+    def run(version, args):
+        x, gamma, beta, mean, var, dout = args
+        out, stats, cache = fn("batchnorm2d_forward", version)(x, gamma, beta, mean, abs(var) + 1)
+        return (out, *stats, *fn("batchnorm2d_backward", version)(dout, cache))
+
+    def torch_run(args):
+        import torch
+        import torch.nn.functional as F
+        x0, gamma0, beta0, mean0, var0, dout = (torch.from_dlpack(t) for t in args)
+
+        def go():
+            x, gamma = x0.detach().requires_grad_(), gamma0.detach().requires_grad_()
+            beta = beta0.detach().requires_grad_()
+            mean, var = mean0.clone(), var0.abs() + 1
+            out = F.batch_norm(x, mean, var, gamma, beta, training=True, momentum=0.1, eps=1e-5)
+            out.backward(dout)
+            return out, mean, var, x.grad, gamma.grad, beta.grad
+        return go
+    # forward reads x twice for the statistics and once more, writes out and xhat; backward
+    # reads dout and xhat twice, writes dx
+    return Case("batchnorm2d", f"N={N} C={C} {S}x{S}", inputs, run, bytes=10 * N * C * S * S * 4,
+                torch=torch_run)
+
+
 def embedding_case(K, V, D):
     def inputs(xp, rng):
         return [xp.asarray(rng.integers(0, V, K)), xp.asarray(rng.standard_normal((V, D)), dtype=np.float32),
@@ -289,6 +318,7 @@ def cases(tiny):
     if tiny:
         return [lstm_pointwise_case(3, 5), softmax_ce_case(2, 3, 33), attention_case(2, 5, 3, 4, 3),
                 conv2d_case(1, 2, 5, 3), maxpool2d_case(1, 2, 6), bias_relu_case(1, 2, 3),
+                batchnorm2d_case(2, 2, 3),
                 embedding_case(7, 5, 3), adam_case(33), lstm_sequence_case(2, 3, 4, 5)]
     return [
         lstm_pointwise_case(160, 256), lstm_pointwise_case(4096, 1024),
@@ -297,6 +327,7 @@ def cases(tiny):
         conv2d_case(32, 3, 112, 16), conv2d_case(32, 64, 14, 128), conv2d_case(64, 64, 56, 128),
         maxpool2d_case(32, 16, 112), maxpool2d_case(64, 64, 112),
         bias_relu_case(32, 16, 112), bias_relu_case(64, 64, 112),
+        batchnorm2d_case(32, 16, 112), batchnorm2d_case(32, 128, 14),
         embedding_case(160 * 20, 2541, 128), embedding_case(65536, 32768, 512),
         adam_case(1_600_000), adam_case(64_000_000),
         lstm_sequence_case(64, 20, 512, 512),

@@ -41,7 +41,8 @@ def recorded_launches():
         return record
 
     builders = {"conv2d": gradcheck.conv2d_check, "bias_relu": gradcheck.bias_relu_check,
-                "maxpool2d": gradcheck.maxpool2d_check, "lstm_pointwise": gradcheck.lstm_pointwise_check,
+                "maxpool2d": gradcheck.maxpool2d_check,
+                "batchnorm2d": gradcheck.batchnorm2d_train_check, "lstm_pointwise": gradcheck.lstm_pointwise_check,
                 "attention": gradcheck.attention_check, "embedding": gradcheck.embedding_check,
                 "softmax_ce": gradcheck.softmax_cross_entropy_check}
     for op, build in builders.items():

@@ -9,6 +9,7 @@ L image locations, A attention size, V vocabulary.
 from .activations import (bias_relu_backward, bias_relu_forward, relu_backward, relu_forward, sigmoid, sigmoid_backward, sigmoid_forward,
                           tanh_backward, tanh_forward)
 from .linear import affine_backward, affine_forward
+from .batchnorm import batchnorm2d_backward, batchnorm2d_forward
 from .attention import attention_backward, attention_forward
 from .conv import conv2d_backward, conv2d_forward
 from .dropout import dropout_backward, dropout_forward
