@@ -5,6 +5,7 @@ locations, D = the last conv width, E embedding size, H hidden size, A attention
 V vocabulary, T time steps.
 
     feats = encoder(images)                        K x [conv3x3 pad 1 -> ReLU -> maxpool 2x2]
+                     (Config.batchnorm: K x [conv3x3 pad 1 -> batchnorm -> ReLU -> maxpool 2x2])
     m = mean_l feats;  h0 = tanh(m @ Wh0 + bh0);  c0 = tanh(m @ Wc0 + bc0);  proj = feats @ Wf + bf
     for t = 0 .. T-1:
         context, alpha_t = attention(feats, proj, h_{t-1})
@@ -15,6 +16,11 @@ V vocabulary, T time steps.
            + weight_decay / 2 * (sum of squared weights; biases excluded)
 
 Every piece is a layer from rawcap.layers; `loss` runs them forward, then backward in reverse.
+
+With batch normalisation the params dict also holds each block's running statistics
+(bn{k}_running_mean, bn{k}_running_var): saved in checkpoints like the weights, used in eval mode
+(decoding), but not trained: `trainable(params)` leaves them out, and a training step hands
+their updated values back through `statistics` (see `forward`).
 """
 from dataclasses import asdict, dataclass
 
@@ -41,6 +47,8 @@ class Config:
     pixel_mean: tuple = (0.5, 0.5, 0.5)     # per-channel normalisation of [0, 1] pixels
     pixel_std: tuple = (0.25, 0.25, 0.25)
     resize: str = "crop"                # how photos become S x S: "crop" or "squash" (data.images)
+    batchnorm: bool = False             # batch normalisation after each conv (then no conv bias)
+    bn_momentum: float = 0.1            # how fast the running statistics follow the batches
 
     @property
     def locations(self):
@@ -69,7 +77,12 @@ def init_params(config, rng, dtype=np.float32):
     widths = (3,) + tuple(config.channels)
     for k in range(len(config.channels)):
         p[f"conv{k}_w"] = normal((widths[k + 1], widths[k], 3, 3), widths[k] * 9, np.sqrt(2))
-        p[f"conv{k}_b"] = np.zeros(widths[k + 1], dtype)
+        if config.batchnorm:            # gamma, beta, and the running statistics
+            p[f"bn{k}_w"], p[f"bn{k}_b"] = np.ones(widths[k + 1], dtype), np.zeros(widths[k + 1], dtype)
+            p[f"bn{k}_running_mean"] = np.zeros(widths[k + 1], dtype)
+            p[f"bn{k}_running_var"] = np.ones(widths[k + 1], dtype)
+        else:
+            p[f"conv{k}_b"] = np.zeros(widths[k + 1], dtype)
     D, E, H, A, V = widths[-1], config.embed_size, config.hidden_size, config.attention_size, config.vocab_size
     for name, (rows, cols) in dict(init_h=(D, H), init_c=(D, H), att_feat=(D, A), gate=(H, D),
                                    out=(H, V)).items():
@@ -85,8 +98,22 @@ def init_params(config, rng, dtype=np.float32):
     return p
 
 
-def encode(params, config, images):
-    """images[B_img, 3, S, S] in [0, 1] -> feats[B_img, L, D], cache."""
+def is_statistic(name):
+    """True for a batchnorm running statistic: kept with the parameters, never trained."""
+    return name.endswith(("_running_mean", "_running_var"))
+
+
+def trainable(params):
+    """The parameters the optimizer updates: all but the running statistics (same arrays)."""
+    return {name: p for name, p in params.items() if not is_statistic(name)}
+
+
+def encode(params, config, images, train=False):
+    """images[B_img, 3, S, S] in [0, 1] -> feats[B_img, L, D], cache.
+
+    train: batchnorm normalises with the batch's statistics (and the cache holds the updated
+    running ones, see `running_statistics`); otherwise with the running statistics, so each
+    image's features do not depend on the rest of its batch. No effect without batchnorm."""
     xp = array_module(images)
     if config.blind:        # the features are zeros whatever the pixels: skip the encoder
         side = config.image_size >> len(config.channels)        # K halvings, rounding down
@@ -96,12 +123,32 @@ def encode(params, config, images):
     x, caches = (images - mean) / std, []
     for k in range(len(config.channels)):
         x, conv = ops.conv2d_forward(x, params[f"conv{k}_w"], None, pad=1)
-        x, relu = ops.bias_relu_forward(x, params[f"conv{k}_b"])       # conv bias + ReLU
+        bn = None
+        if config.batchnorm:
+            x, statistics, bn = ops.batchnorm2d_forward(
+                x, params[f"bn{k}_w"], params[f"bn{k}_b"], params[f"bn{k}_running_mean"],
+                params[f"bn{k}_running_var"], train=train, momentum=config.bn_momentum)
+            bn = (bn, statistics)
+            x, relu = nn.relu_forward(x)
+        else:
+            x, relu = ops.bias_relu_forward(x, params[f"conv{k}_b"])       # conv bias + ReLU
         x, pool = ops.maxpool2d_forward(x, 2, 2)
-        caches.append((conv, relu, pool))
+        caches.append((conv, bn, relu, pool))
     N, D = x.shape[:2]
     feats = x.reshape(N, D, -1).transpose(0, 2, 1)
     return feats, (caches, x.shape)
+
+
+def running_statistics(cache):
+    """The updated running statistics from encode's cache -> {bn{k}_running_mean/var: array}
+    (empty without batchnorm; in eval mode the same values that went in)."""
+    if cache is None:                       # blind
+        return {}
+    updated = {}
+    for k, (_, bn, _, _) in enumerate(cache[0]):
+        if bn is not None:
+            updated[f"bn{k}_running_mean"], updated[f"bn{k}_running_var"] = bn[1]
+    return updated
 
 
 def encode_backward(dfeats, cache, config, grads):
@@ -112,8 +159,13 @@ def encode_backward(dfeats, cache, config, grads):
     caches, shape = cache
     dx = dfeats.transpose(0, 2, 1).reshape(shape)
     for k in reversed(range(len(caches))):
-        conv, relu, pool = caches[k]
-        dx, grads[f"conv{k}_b"] = ops.bias_relu_backward(ops.maxpool2d_backward(dx, pool), relu)
+        conv, bn, relu, pool = caches[k]
+        dx = ops.maxpool2d_backward(dx, pool)
+        if bn is not None:
+            dx = nn.relu_backward(dx, relu)
+            dx, grads[f"bn{k}_w"], grads[f"bn{k}_b"] = ops.batchnorm2d_backward(dx, bn[0])
+        else:
+            dx, grads[f"conv{k}_b"] = ops.bias_relu_backward(dx, relu)
         dx, grads[f"conv{k}_w"], _ = ops.conv2d_backward(dx, conv)
 
 
@@ -177,25 +229,33 @@ def decode_step_backward(dh, dc, dalpha, cache, grads):
     return dfeats, dproj, dh_prev + dh_att, dc_prev, dwords
 
 
-def loss_and_grads(params, config, images, inputs, targets, mask, caption_image, rng=None):
-    """The training loss of one batch and the gradient of every parameter.
+def loss_and_grads(params, config, images, inputs, targets, mask, caption_image, rng=None,
+                   statistics=None, train=True):
+    """The training loss of one batch and the gradient of every trainable parameter.
 
     images[B_img, 3, S, S] in [0, 1]; inputs, targets[B, T] int; mask[B, T] bool;
     caption_image[B]: the image of each caption. rng: a NumPy Generator for dropout (None: off).
-    -> loss (float), {"ce", "attention", "decay"} parts, grads keyed like params.
+    statistics: a dict that receives the batchnorm running statistics updated by this batch
+    (train mode), for the caller to put into params after the step; None: not wanted.
+    train: batchnorm uses the batch's statistics (True) or the running ones (False).
+    -> loss (float), {"ce", "attention", "decay"} parts, grads keyed like trainable(params).
     """
-    loss, parts, cache = forward(params, config, images, inputs, targets, mask, caption_image, rng)
+    loss, parts, cache = forward(params, config, images, inputs, targets, mask, caption_image, rng,
+                                 train)
+    if statistics is not None:
+        statistics.update(running_statistics(cache[2]))
     return loss, parts, backward(cache)
 
 
-def forward(params, config, images, inputs, targets, mask, caption_image, rng=None):
-    """The loss (arguments as for loss_and_grads) -> loss, parts, cache for `backward`."""
+def forward(params, config, images, inputs, targets, mask, caption_image, rng=None, train=True):
+    """The loss (arguments as for loss_and_grads) -> loss, parts, cache for `backward`
+    (cache[2] is encode's: `running_statistics(cache[2])` are the updated statistics)."""
     xp = array_module(images)
     B, T = inputs.shape
 
     # Forward: encoder, then every caption gets its image's features (a row lookup: the
     # embedding layer does exactly that), decoder initial state, then T steps.
-    feats_img, enc = encode(params, config, images)
+    feats_img, enc = encode(params, config, images, train)
     N, L, D = feats_img.shape
     feats_rows, gather = ops.embedding_forward(caption_image, feats_img.reshape(N, L * D))
     feats = feats_rows.reshape(B, L, D)
@@ -216,8 +276,7 @@ def forward(params, config, images, inputs, targets, mask, caption_image, rng=No
     maskf = mask.astype(h.dtype)
     attended = (alphas * maskf[:, :, None]).sum(axis=1)                   # [B, L]: sum_t alpha_tl
     att_loss = config.lambda_alpha * ((1 - attended) ** 2).sum() / B
-    weights = [name for name in params if not name.endswith("_b")]
-    decay = config.weight_decay / 2 * sum((params[n] ** 2).sum() for n in weights)
+    decay = config.weight_decay / 2 * sum((params[n] ** 2).sum() for n in decayed(params))
     parts = {"ce": float(ce), "attention": float(att_loss), "decay": float(decay)}
     cache = (params, config, enc, gather, init, emb, steps, drop, out, ce_cache, attended, maskf,
              (B, T, N, L, D), words.shape)
@@ -229,7 +288,7 @@ def backward(cache):
     (params, config, enc, gather, init, emb, steps, drop, out, ce_cache, attended, maskf,
      (B, T, N, L, D), words_shape) = cache
     xp = array_module(maskf)
-    grads = {name: xp.zeros_like(p) for name, p in params.items()}
+    grads = {name: xp.zeros_like(p) for name, p in trainable(params).items()}
     dlogits = ops.softmax_cross_entropy_backward(ce_cache)
     ddropped, grads["out_w"], grads["out_b"] = nn.affine_backward(dlogits, out)
     dhs = nn.dropout_backward(ddropped, drop)
@@ -247,7 +306,11 @@ def backward(cache):
     dfeats += init_decoder_backward(dproj, dh, dc, init, grads)
     dfeats_img = ops.embedding_backward(dfeats.reshape(B, L * D), gather).reshape(N, L, D)
     encode_backward(dfeats_img, enc, config, grads)
-    for name in params:
-        if not name.endswith("_b"):
-            grads[name] += config.weight_decay * params[name]
+    for name in decayed(params):
+        grads[name] += config.weight_decay * params[name]
     return grads
+
+
+def decayed(params):
+    """The names weight decay applies to: the weights, not biases (_b) or running statistics."""
+    return [name for name in params if not name.endswith("_b") and not is_statistic(name)]

@@ -29,7 +29,7 @@ from .data.cache import cache_resize, open_cache, prepare
 from .data.shapes import generate_shapes
 from .evaluate import evaluate_split, write_json
 from .metrics import format_table
-from .model import Config, init_params, loss_and_grads
+from .model import Config, init_params, loss_and_grads, trainable
 from .optim import NonFiniteError, check_finite, clip_global_norm, learning_rate, make_optimizer
 from .plot import plot_log
 
@@ -84,6 +84,8 @@ def parse_args(argv=None):
     g.add_argument("--lambda-alpha", type=float, default=0.02, help="doubly stochastic attention penalty")
     g.add_argument("--weight-decay", type=float, default=0.0)
     g.add_argument("--no-f-beta", action="store_true", help="drop the sigmoid gate on the context")
+    g.add_argument("--batchnorm", action="store_true",
+                   help="batch normalisation after each conv (running statistics kept in the checkpoint)")
     g.add_argument("--blind", action="store_true",
                    help="zero the image features: a baseline that shows what the image contributes")
     return p.parse_args(argv)
@@ -116,7 +118,7 @@ def model_config(args, cache):
                   embed_size=args.embed_size, hidden_size=args.hidden_size,
                   attention_size=args.attention_size, dropout=args.dropout,
                   lambda_alpha=args.lambda_alpha, weight_decay=args.weight_decay,
-                  f_beta=not args.no_f_beta, blind=args.blind,
+                  f_beta=not args.no_f_beta, blind=args.blind, batchnorm=args.batchnorm,
                   pixel_mean=tuple(map(float, mean)), pixel_std=tuple(map(float, std)),
                   resize=resize)
 
@@ -197,7 +199,7 @@ def train(args, log=print):
         meta = dict(epoch=0, batch=0, step=0, best_bleu4=-1.0, epoch_loss=0.0, epoch_batches=0,
                     dropout_rng=np.random.default_rng(args.seed + 1).bit_generator.state)
     params = {k: xp.asarray(v) for k, v in params.items()}
-    optimizer = make_optimizer(args.optimizer, params)
+    optimizer = make_optimizer(args.optimizer, trainable(params))
     if opt_state is not None:
         optimizer.load_state_dict(opt_state)
     dropout_rng = np.random.default_rng()
@@ -236,12 +238,14 @@ def train(args, log=print):
                 lr = schedule(meta["step"])
                 check_batch(batch, config.vocab_size)       # on the host: no device sync
                 arrays = [xp.asarray(a) for a in batch[:5]]
-                loss, parts, grads = loss_and_grads(params, config, *arrays, dropout_rng)
+                statistics = {}             # batchnorm's running statistics, updated by this batch
+                loss, parts, grads = loss_and_grads(params, config, *arrays, dropout_rng, statistics)
                 check_finite(loss, grads)
                 if args.clip:
                     clip_global_norm(grads, args.clip)
                 updating = True             # params change in place from here ...
-                optimizer.step(params, grads, lr)
+                optimizer.step(trainable(params), grads, lr)
+                params.update(statistics)
                 updating = False            # ... to here
                 meta.update(step=meta["step"] + 1, batch=meta["batch"] + 1,
                             epoch_loss=meta["epoch_loss"] + parts["ce"],

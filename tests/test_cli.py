@@ -230,6 +230,30 @@ def test_a_tiny_model_overfits_eight_captions(run_a, workdir):
     assert parts["ce"] < 0.05
 
 
+def test_a_batchnorm_model_trains_resumes_and_round_trips_its_statistics(in_workdir, tmp_path,
+                                                                          capsys):
+    """--batchnorm: the running statistics move during training, live in the checkpoints, come
+    back on --resume, and evaluate (eval mode) reproduces the run's test metrics from best.h5."""
+    out = tmp_path / "BN"
+    assert train.main(train_args(out, "--batchnorm", "--epochs", "1")) == 0
+    params, optimizer, meta = load_checkpoint(out / "last.h5")
+    assert meta["config"]["batchnorm"] is True and "conv0_b" not in params
+    assert not np.array_equal(params["bn0_running_mean"], np.zeros(4))
+    assert not np.array_equal(params["bn1_running_var"], np.ones(8))
+    assert not any("running" in key for key in optimizer)       # statistics are not trained
+    assert train.main(["--resume", str(out), "--epochs", "2", "--quiet"]) == 0
+    resumed, _, meta = load_checkpoint(out / "last.h5")
+    assert meta["epoch"] == 2
+    assert not np.array_equal(resumed["bn0_running_mean"], params["bn0_running_mean"])
+    rows = read_log(out)[1]
+    assert float(rows[1]["train_loss"]) < float(rows[0]["train_loss"])
+    capsys.readouterr()
+    assert evaluate.main([str(out), "--split", "test", "--beam", "3", "--out", str(tmp_path)]) == 0
+    original = json.loads((out / "metrics.json").read_text())
+    again = json.loads((tmp_path / "metrics.json").read_text())
+    assert {k: again[k] for k in SCORES} == {k: original[k] for k in SCORES}
+
+
 # 6. rawcap.evaluate ------------------------------------------------------------------------------
 
 def test_evaluate_reproduces_the_run_metrics(run_a, in_workdir, tmp_path, capsys):

@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 
 from rawcap.gradcheck import TOLERANCE, numerical_gradient, relative_error
-from rawcap.model import Config, init_params, loss_and_grads
+from rawcap.model import (Config, encode, init_params, is_statistic, loss_and_grads,
+                          running_statistics, trainable)
 
 TINY = dict(vocab_size=7, image_size=8, channels=(3, 4), embed_size=5, hidden_size=6,
             attention_size=4, dropout=0.3, lambda_alpha=0.7, weight_decay=0.01)
@@ -17,21 +18,27 @@ def tiny_batch(rng):
     return images, inputs, targets, mask, np.array([0, 1, 1])
 
 
-@pytest.mark.parametrize("seed, f_beta", [(0, True), (2, False)])
-def test_every_parameter_gradient_matches_central_differences(seed, f_beta):
+@pytest.mark.parametrize("seed, f_beta, batchnorm, train", [
+    (0, True, False, True), (2, False, False, True),
+    (1, True, True, True),                  # batchnorm with the batch's statistics
+    (3, True, True, False),                 # and with the running ones
+])
+def test_every_parameter_gradient_matches_central_differences(seed, f_beta, batchnorm, train):
     rng = np.random.default_rng(seed)
-    config = Config(**TINY, f_beta=f_beta)
+    config = Config(**TINY, f_beta=f_beta, batchnorm=batchnorm)
     params = init_params(config, rng, np.float64)
     for name in params:                      # move off the zero biases and the init's symmetry
         params[name] += 0.1 * rng.standard_normal(params[name].shape)
     batch = tiny_batch(rng)
 
     def loss():   # the same dropout mask on every call
-        return np.asarray(loss_and_grads(params, config, *batch, np.random.default_rng(5))[0])
+        return np.asarray(loss_and_grads(params, config, *batch, np.random.default_rng(5),
+                                         train=train)[0])
 
-    _, _, grads = loss_and_grads(params, config, *batch, np.random.default_rng(5))
-    assert grads.keys() == params.keys()
-    for name, p in params.items():
+    _, _, grads = loss_and_grads(params, config, *batch, np.random.default_rng(5), train=train)
+    assert grads.keys() == trainable(params).keys()
+    assert any(is_statistic(name) for name in params) == batchnorm
+    for name, p in trainable(params).items():
         error = relative_error(grads[name], numerical_gradient(loss, p, np.asarray(1.0)))
         assert error < TOLERANCE, f"{name}: relative error {error:.1e}"
 
@@ -69,3 +76,34 @@ def test_float32_loss_agrees_with_float64():
 def test_image_size_must_divide_by_the_pooling():
     with pytest.raises(ValueError, match="image_size 30"):
         init_params(Config(vocab_size=5, image_size=30, channels=(4, 4)), np.random.default_rng(0))
+
+
+def test_batchnorm_params_statistics_and_modes():
+    """With batchnorm each block has gamma/beta instead of the conv bias, and running statistics
+    that a training step updates (handed back, params untouched) and eval mode uses."""
+    rng = np.random.default_rng(4)
+    config = Config(**TINY, batchnorm=True)
+    params = init_params(config, rng, np.float64)
+    assert "conv0_b" not in params and {"bn0_w", "bn0_b", "bn1_running_mean", "bn1_running_var"} <= set(params)
+    np.testing.assert_array_equal(params["bn0_running_var"], 1)
+    batch = tiny_batch(rng)
+    statistics = {}
+    loss_and_grads(params, config, *batch, statistics=statistics)
+    assert sorted(statistics) == ["bn0_running_mean", "bn0_running_var", "bn1_running_mean",
+                                  "bn1_running_var"]
+    np.testing.assert_array_equal(params["bn0_running_mean"], 0)      # not written in place
+    assert np.abs(statistics["bn0_running_mean"]).max() > 0
+
+    # Eval mode: an image's features are the same alone or in a batch; train mode: they are not.
+    images = batch[0]
+    feats, cache = encode(params, config, images)
+    alone, _ = encode(params, config, images[:1])
+    np.testing.assert_allclose(alone[0], feats[0], rtol=1e-12)
+    assert running_statistics(cache).keys() == statistics.keys()
+    np.testing.assert_array_equal(running_statistics(cache)["bn1_running_var"], params["bn1_running_var"])
+    train_feats, _ = encode(params, config, images, train=True)
+    assert not np.allclose(train_feats, feats)
+    # Weight decay leaves the running statistics alone.
+    decayed = Config(**{**TINY, "weight_decay": 1.0}, batchnorm=True)
+    grads = loss_and_grads(params, decayed, *batch)[2]
+    assert not any(is_statistic(name) for name in grads)
