@@ -5,8 +5,8 @@
 
 Any file Pillow opens works, of any size and aspect: it goes through exactly the training
 preprocessing (rawcap.data.images: EXIF rotation, RGB, then centre crop or squash to S x S as
-the checkpoint's Config.resize says) and the checkpoint's own vocabulary. A file that cannot be read is reported by name on stderr and
-the others are still captioned (the exit status is then 1).
+the checkpoint's Config.resize says) and the checkpoint's own vocabulary. A file that cannot be
+read is reported by name on stderr and the others are still captioned (the exit status is then 1).
 """
 import argparse
 import sys

@@ -1,4 +1,4 @@
-"""Writing captions: greedy decoding and beam search, with the attention map of every word.
+"""Writing captions: greedy decoding, sampling and beam search, with the attention map of every word.
 
 Shape key: B images, K beam size, T = max_length, L image locations, H hidden size,
 V vocabulary.
@@ -8,7 +8,8 @@ Both searches run the B images together, as one batch, through the model's own
 
     log p(w | image, words so far) = log_softmax(h @ Wout + bout)     <pad>, <start> masked out
 
-Greedy takes the most likely word until <end> or T words. Beam search keeps the K best
+Greedy takes the most likely word until <end> or T words; sampling (for self-critical
+training) draws each word from the softmax instead. Beam search keeps the K best
 hypotheses (by the sum of their log-probabilities) of every image, in a batch of B * K rows:
 
     every hypothesis is extended by every word: B x (K * V) candidates
@@ -64,6 +65,26 @@ def decode(params, config, images, beam_size=1, max_length=20):
 
 def greedy_decode(params, config, images, max_length=20):
     """images[B, 3, S, S] in [0, 1] -> Captions: the most likely word at every step."""
+    return _one_path(params, config, images, max_length, lambda logp: logp.argmax(axis=1))
+
+
+def sample_decode(params, config, images, rng, max_length=20):
+    """images[B, 3, S, S] in [0, 1] -> Captions: every word drawn from the model's softmax,
+    p(w | image, words so far), as self-critical training samples them (rawcap.scst).
+
+    rng: a NumPy Generator. Each word is found by inverse CDF, the first w whose cumulative
+    probability reaches u * sum(p) for a uniform u in (0, 1] drawn on the host, so one seed
+    gives the same captions on either device. <pad> and <start> have probability 0."""
+    def draw(logp):
+        xp = array_module(logp)
+        p = xp.exp(logp)
+        u = xp.asarray(1 - rng.random((len(p), 1)), dtype=p.dtype) * p.sum(axis=1, keepdims=True)
+        return xp.minimum((xp.cumsum(p, axis=1) < u).sum(axis=1), p.shape[1] - 1)
+    return _one_path(params, config, images, max_length, draw)
+
+
+def _one_path(params, config, images, max_length, choose):
+    """One caption per image, word by word: choose(log-probabilities [B, V]) -> words [B]."""
     _check(1, max_length)
     xp = array_module(images)
     feats, proj, h, c = _start(params, config, images)
@@ -78,7 +99,7 @@ def greedy_decode(params, config, images, max_length=20):
         h, c, alphas[:, t], _ = decode_step(params, config, feats, proj, h, c,
                                             params["embed_w"][words])
         logp = _log_probs(params, h)
-        words = logp.argmax(axis=1)
+        words = choose(logp)
         tokens[:, t] = words
         scores += xp.where(live, logp[xp.arange(B), words], 0.0)
         lengths += live

@@ -226,10 +226,22 @@ def softmax_cross_entropy_check(rng, N=3, T=4, V=7, scale=1.0):
                       args, ("logits",))
 
 
+def policy_gradient_check(rng, N=4, T=3, V=6):
+    """The SCST loss with fixed advantages (r - b): positive, negative and zero, as rewards give."""
+    mask = np.ones((N, T), bool)
+    mask[0, 2:] = False                  # a caption that ended early
+    args = dict(logits=rng.standard_normal((N, T, V)), tokens=rng.integers(0, V, size=(N, T)),
+                mask=mask, advantages=np.array([0.7, -1.3, 0.0, 2.1])[:N])
+    return LayerCheck("policy_gradient", layers.policy_gradient_forward,
+                      lambda dloss, cache: layers.policy_gradient_backward(cache, dloss),
+                      args, ("logits",))
+
+
 CHECKS = {build.__name__.removesuffix("_check"): build for build in (
     conv2d_check, maxpool2d_check, batchnorm2d_train_check, batchnorm2d_eval_check, relu_check, bias_relu_check, sigmoid_check, tanh_check, dropout_check,
     affine_check, embedding_check,
-    lstm_pointwise_check, lstm_step_check, lstm_check, attention_check, softmax_cross_entropy_check)}
+    lstm_pointwise_check, lstm_step_check, lstm_check, attention_check, softmax_cross_entropy_check,
+    policy_gradient_check)}
 
 
 def verdict(error):

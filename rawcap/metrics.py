@@ -143,6 +143,50 @@ def tfidf(tokens, document_frequency, log_images):
     return vectors, norms
 
 
+class CiderD:
+    """CIDEr-D of one caption at a time against fixed references (the reward of self-critical
+    training, rawcap.scst), with document frequencies from these references:
+
+        scorer = CiderD(references)          # references[i]: the reference token lists of image i
+        scorer.score(i, hyp)                 # hyp's CIDEr-D against image i's references
+
+    The references' TF-IDF vectors are computed once. `cider_d` is the mean of `score` over a
+    set scored against its own references; here the set (and so the IDF) stays the same
+    whatever is scored, e.g. every training image's references.
+    """
+
+    def __init__(self, references):
+        if not references or any(not refs for refs in references):
+            raise ValueError("CiderD: every image needs at least one reference")
+        self.document_frequency = Counter()
+        for refs in references:
+            self.document_frequency.update({gram for ref in refs for n in range(1, CIDER_N + 1)
+                                            for gram in ngrams(ref, n)})
+        self.log_images = math.log(len(references))
+        self.references = [[(tfidf(ref, self.document_frequency, self.log_images), len(ref))
+                            for ref in refs] for refs in references]
+
+    def __len__(self):
+        return len(self.references)
+
+    def score(self, image, hyp):
+        """CIDEr-D of token list `hyp` against the references of image number `image`."""
+        hyp_vectors, hyp_norms = tfidf(hyp, self.document_frequency, self.log_images)
+        per_n = [0.0] * CIDER_N                      # summed over the references
+        refs = self.references[image]
+        for (ref_vectors, ref_norms), ref_length in refs:
+            # coco counts bigrams, |caption| - 1, for the lengths: the same difference unless
+            # hyp is empty, and then every cosine is 0 anyway
+            penalty = math.exp(-(len(hyp) - ref_length) ** 2 / (2 * CIDER_SIGMA ** 2))
+            for n in range(CIDER_N):
+                h, r = hyp_vectors[n], ref_vectors[n]
+                dot = sum(min(weight, r.get(gram, 0.0)) * r.get(gram, 0.0)
+                          for gram, weight in h.items())
+                norm = hyp_norms[n] * ref_norms[n]   # 0 only if one vector is all 0, so dot is 0
+                per_n[n] += (dot / norm if norm > 0 else 0.0) * penalty
+        return 10.0 * float(np.mean(per_n)) / len(refs)
+
+
 def cider_d(references, hypotheses):
     """CIDEr-D (Vedantam et al. 2015), exactly as coco-caption's Cider computes it:
 
@@ -156,28 +200,8 @@ def cider_d(references, hypotheses):
     (a single image scores 0: every IDF is log(1/1) = 0).
     """
     check_captions(references, hypotheses)
-    document_frequency = Counter()
-    for refs in references:
-        document_frequency.update({gram for ref in refs for n in range(1, CIDER_N + 1)
-                                   for gram in ngrams(ref, n)})
-    log_images = math.log(len(references))
-    scores = []
-    for refs, hyp in zip(references, hypotheses):
-        hyp_vectors, hyp_norms = tfidf(hyp, document_frequency, log_images)
-        per_n = [0.0] * CIDER_N                      # summed over the references
-        for ref in refs:
-            ref_vectors, ref_norms = tfidf(ref, document_frequency, log_images)
-            # coco counts bigrams, |caption| - 1, for the lengths: the same difference unless
-            # hyp is empty, and then every cosine is 0 anyway
-            penalty = math.exp(-(len(hyp) - len(ref)) ** 2 / (2 * CIDER_SIGMA ** 2))
-            for n in range(CIDER_N):
-                h, r = hyp_vectors[n], ref_vectors[n]
-                dot = sum(min(weight, r.get(gram, 0.0)) * r.get(gram, 0.0)
-                          for gram, weight in h.items())
-                norm = hyp_norms[n] * ref_norms[n]   # 0 only if one vector is all 0, so dot is 0
-                per_n[n] += (dot / norm if norm > 0 else 0.0) * penalty
-        scores.append(10.0 * np.mean(per_n) / len(refs))
-    return float(np.mean(scores))
+    scorer = CiderD(references)
+    return float(np.mean([scorer.score(i, hyp) for i, hyp in enumerate(hypotheses)]))
 
 
 def meteor_available():

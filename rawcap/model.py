@@ -28,6 +28,7 @@ import numpy as np
 
 from . import layers as nn
 from .backend import array_module, ops
+from .data.vocab import PAD_ID, START_ID
 
 
 @dataclass
@@ -247,9 +248,14 @@ def loss_and_grads(params, config, images, inputs, targets, mask, caption_image,
     return loss, parts, backward(cache)
 
 
-def forward(params, config, images, inputs, targets, mask, caption_image, rng=None, train=True):
+def forward(params, config, images, inputs, targets, mask, caption_image, rng=None, train=True,
+            advantages=None):
     """The loss (arguments as for loss_and_grads) -> loss, parts, cache for `backward`
-    (cache[2] is encode's: `running_statistics(cache[2])` are the updated statistics)."""
+    (cache[2] is encode's: `running_statistics(cache[2])` are the updated statistics).
+
+    advantages[B] (self-critical training, rawcap.scst): the targets are sampled captions, and
+    the cross-entropy part is replaced by the policy-gradient loss
+    -(1/B) sum_b advantages_b sum_t mask log p(targets_bt) (parts key "policy", not "ce")."""
     xp = array_module(images)
     B, T = inputs.shape
 
@@ -271,15 +277,20 @@ def forward(params, config, images, inputs, targets, mask, caption_image, rng=No
     dropped, drop = nn.dropout_forward(hs, config.dropout if rng is not None else 0.0, rng)
     logits, out = nn.affine_forward(dropped, params["out_w"], params["out_b"])
     # Nothing reads the logits after the loss, so the loss may reuse their buffer.
-    ce, ce_cache = ops.softmax_cross_entropy_forward(logits, targets, mask, overwrite_logits=True)
+    if advantages is None:
+        ce, ce_cache = ops.softmax_cross_entropy_forward(logits, targets, mask, overwrite_logits=True)
+    else:   # the policy is what decode samples from: <pad> and <start> are never written
+        logits[:, :, [PAD_ID, START_ID]] = -xp.inf
+        ce, ce_cache = nn.policy_gradient_forward(logits, targets, mask, advantages)
 
     maskf = mask.astype(h.dtype)
     attended = (alphas * maskf[:, :, None]).sum(axis=1)                   # [B, L]: sum_t alpha_tl
     att_loss = config.lambda_alpha * ((1 - attended) ** 2).sum() / B
     decay = config.weight_decay / 2 * sum((params[n] ** 2).sum() for n in decayed(params))
-    parts = {"ce": float(ce), "attention": float(att_loss), "decay": float(decay)}
-    cache = (params, config, enc, gather, init, emb, steps, drop, out, ce_cache, attended, maskf,
-             (B, T, N, L, D), words.shape)
+    parts = {"ce" if advantages is None else "policy": float(ce), "attention": float(att_loss),
+             "decay": float(decay)}
+    cache = (params, config, enc, gather, init, emb, steps, drop, out, (advantages is None, ce_cache),
+             attended, maskf, (B, T, N, L, D), words.shape)
     return sum(parts.values()), parts, cache
 
 
@@ -289,7 +300,11 @@ def backward(cache):
      (B, T, N, L, D), words_shape) = cache
     xp = array_module(maskf)
     grads = {name: xp.zeros_like(p) for name, p in trainable(params).items()}
-    dlogits = ops.softmax_cross_entropy_backward(ce_cache)
+    cross_entropy, ce_cache = ce_cache
+    if cross_entropy:
+        dlogits = ops.softmax_cross_entropy_backward(ce_cache)
+    else:
+        dlogits = nn.policy_gradient_backward(ce_cache)
     ddropped, grads["out_w"], grads["out_b"] = nn.affine_backward(dlogits, out)
     dhs = nn.dropout_backward(ddropped, drop)
     dalphas = config.lambda_alpha * 2 * (attended - 1)[:, None, :] * maskf[:, :, None] / B

@@ -3,12 +3,14 @@
     python -m rawcap.train                                   # the built-in dataset, on the CPU
     python -m rawcap.train --data flickr8k --data-dir ../shared/flickr8k --device cuda
     python -m rawcap.train --resume runs/shapes              # continue exactly where it stopped
+    python -m rawcap.train --scst --init-from runs/shapes/best.h5 --lr 5e-5 --out runs/scst
 
 With no arguments it generates the built-in dataset (data/shapes) if absent, caches it, trains,
 decodes the val split greedily after every epoch (BLEU-4 picks best.h5), and finally scores
 the test split with best.h5. The run directory holds config.json, log.csv (one row per epoch),
 loss.png, last.h5 and best.h5, metrics.json and captions_test.json. Ctrl-C saves last.h5 and
-exits; --resume continues from it, bit for bit on the CPU.
+exits; --resume continues from it, bit for bit on the CPU. --scst fine-tunes a trained model
+on the CIDEr-D of its own sampled captions (self-critical training, rawcap/scst.py).
 """
 import argparse
 import csv
@@ -32,6 +34,8 @@ from .metrics import format_table
 from .model import Config, init_params, loss_and_grads, trainable
 from .optim import NonFiniteError, check_finite, clip_global_norm, learning_rate, make_optimizer
 from .plot import plot_log
+from .scst import CiderReward
+from .scst import loss_and_grads as scst_loss_and_grads
 
 LOG_COLUMNS = ("epoch", "step", "train_loss", "val_bleu1", "val_bleu2", "val_bleu3", "val_bleu4",
                "val_rouge_l", "val_cider", "lr", "seconds", "images_per_s")
@@ -55,6 +59,10 @@ def parse_args(argv=None):
     g.add_argument("--out", help="the run directory (default runs/DATA)")
     g.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last.h5")
     g.add_argument("--init-from", metavar="CHECKPOINT", help="start a new run from these weights")
+    g.add_argument("--scst", action="store_true",
+                   help="self-critical training: fine-tune the --init-from model on the CIDEr-D of "
+                        "sampled captions against the train references, the greedy caption's as "
+                        "baseline (give the same model options and a small --lr, e.g. 5e-5)")
     g.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     g.add_argument("--kernels", metavar="PINS",
                    help="pin kernel versions per op, e.g. lstm_pointwise=0,softmax_ce=1 or all=0 "
@@ -185,6 +193,8 @@ def train(args, log=print):
         run = Run(args.resume)
         log(f"resuming {run.path} at epoch {meta['epoch'] + 1}, batch {meta['batch']}")
     else:
+        if args.scst and not args.init_from:
+            raise ValueError("--scst fine-tunes a trained model: give it --init-from RUN/best.h5")
         args.epochs = args.epochs or 5
         cache = prepare_data(args, log)
         config = model_config(args, cache)
@@ -216,6 +226,9 @@ def train(args, log=print):
 
     with open_cache(cache) as f:
         words = json.loads(f.attrs["vocab"])["words"]
+    scst = getattr(args, "scst", False)
+    reward = CiderReward(cache) if scst else None
+    loss_part = "policy" if scst else "ce"
 
     def checkpoint_meta():
         return dict(meta, config=config.to_dict(), cache=str(cache), args=vars(args), vocab=words,
@@ -239,7 +252,11 @@ def train(args, log=print):
                 check_batch(batch, config.vocab_size)       # on the host: no device sync
                 arrays = [xp.asarray(a) for a in batch[:5]]
                 statistics = {}             # batchnorm's running statistics, updated by this batch
-                loss, parts, grads = loss_and_grads(params, config, *arrays, dropout_rng, statistics)
+                if scst:                    # (the dropout generator draws the samples)
+                    loss, parts, grads = scst_loss_and_grads(params, config, arrays[0],
+                                                             batch.image_rows, reward, dropout_rng)
+                else:
+                    loss, parts, grads = loss_and_grads(params, config, *arrays, dropout_rng, statistics)
                 check_finite(loss, grads)
                 if args.clip:
                     clip_global_norm(grads, args.clip)
@@ -248,11 +265,15 @@ def train(args, log=print):
                 params.update(statistics)
                 updating = False            # ... to here
                 meta.update(step=meta["step"] + 1, batch=meta["batch"] + 1,
-                            epoch_loss=meta["epoch_loss"] + parts["ce"],
+                            epoch_loss=meta["epoch_loss"] + parts[loss_part],
                             epoch_batches=meta["epoch_batches"] + 1)
                 images_seen += len(batch.images)
                 tokens_per_s = int(batch.mask.sum()) / (time.time() - tick)
-                bar.set_postfix(loss=f"{parts['ce']:.3f}", tok_s=f"{tokens_per_s:.0f}", lr=f"{lr:.1e}")
+                if scst:
+                    shown = dict(reward=f"{parts['reward']:.3f}", greedy=f"{parts['baseline']:.3f}")
+                else:
+                    shown = dict(loss=f"{parts['ce']:.3f}", tok_s=f"{tokens_per_s:.0f}")
+                bar.set_postfix(**shown, lr=f"{lr:.1e}")
             bar.close()
             seconds = time.time() - began
             scores, _, _ = evaluate_split(params, config, cache, "val", beam=1, progress=not args.quiet)

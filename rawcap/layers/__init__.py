@@ -17,4 +17,5 @@ from .embedding import embedding_backward, embedding_forward
 from .loss import softmax_cross_entropy_backward, softmax_cross_entropy_forward
 from .lstm import (lstm_backward, lstm_forward, lstm_pointwise_backward, lstm_pointwise_forward,
                    lstm_step_backward, lstm_step_forward)
+from .policy_gradient import policy_gradient_backward, policy_gradient_forward
 from .pool import maxpool2d_backward, maxpool2d_forward

@@ -12,18 +12,18 @@ from ..backend import array_module
 from .checks import Dims, check_ids
 
 
-def check_inputs(where, logits, targets, mask):
+def check_inputs(where, logits, targets, mask, targets_name="targets"):
     """Raise a ValueError unless logits[N, T, V] float, targets[N, T] ids in [0, V) and
-    mask[N, T] of 0 and 1 fit together. -> mask in logits' dtype."""
+    mask[N, T] of 0 and 1 fit together. -> mask in logits' dtype, and the Dims that checked them."""
     dims = Dims(where)
     dims.check("logits", logits, "N T V")
-    dims.check("targets", targets, "N T", kind="int")
+    dims.check(targets_name, targets, "N T", kind="int")
     dims.check("mask", mask, "N T", kind="mask")
-    check_ids(where, "targets", targets, logits.shape[2])
+    check_ids(where, targets_name, targets, logits.shape[2])
     mask = mask.astype(logits.dtype)
     if not bool(((mask == 0) | (mask == 1)).all()):
         dims.fail("mask must hold only 0 and 1 (or False and True)")
-    return mask
+    return mask, dims
 
 
 def softmax_cross_entropy_forward(logits, targets, mask, overwrite_logits=False):
@@ -32,7 +32,7 @@ def softmax_cross_entropy_forward(logits, targets, mask, overwrite_logits=False)
     overwrite_logits=True computes the probabilities in the logits buffer itself (for a caller
     that needs the logits no more): one [N, T, V] array fewer.
     """
-    mask = check_inputs("softmax_cross_entropy_forward", logits, targets, mask)
+    mask, _ = check_inputs("softmax_cross_entropy_forward", logits, targets, mask)
     xp = array_module(logits)
     log_p = xp.subtract(logits, logits.max(axis=2, keepdims=True),      # shifted: no overflow
                         out=logits if overwrite_logits else None)
