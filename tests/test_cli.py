@@ -254,6 +254,23 @@ def test_a_batchnorm_model_trains_resumes_and_round_trips_its_statistics(in_work
     assert {k: again[k] for k in SCORES} == {k: original[k] for k in SCORES}
 
 
+def test_scst_fine_tunes_a_trained_run(run_a, in_workdir, tmp_path, capsys):
+    """--scst --init-from: a short self-critical run on the built-in dataset changes the weights,
+    logs val scores, and writes a complete run directory; without --init-from it is an error."""
+    assert train.main(train_args(tmp_path / "bad", "--scst")) == 2
+    assert "--init-from" in capsys.readouterr().err
+    out = tmp_path / "SCST"
+    source, _, _ = load_checkpoint(run_a.path / "best.h5")
+    assert train.main(train_args(out, "--scst", "--init-from", str(run_a.path / "best.h5"),
+                                 "--epochs", "1", "--lr", "1e-3", "--warmup-steps", "0")) == 0
+    tuned, optimizer, meta = load_checkpoint(out / "last.h5")
+    assert meta["args"]["scst"] is True and optimizer["t"] == BATCHES
+    assert any(not np.array_equal(tuned[k], source[k]) for k in source)
+    (row,) = read_log(out)[1]
+    assert math.isfinite(float(row["train_loss"])) and 0 <= float(row["val_cider"]) <= 10
+    assert json.loads((out / "metrics.json").read_text())["protocol"].startswith("test split")
+
+
 # 6. rawcap.evaluate ------------------------------------------------------------------------------
 
 def test_evaluate_reproduces_the_run_metrics(run_a, in_workdir, tmp_path, capsys):
