@@ -126,10 +126,10 @@ def encode(params, config, images, train=False):
         x, conv = ops.conv2d_forward(x, params[f"conv{k}_w"], None, pad=1)
         bn = None
         if config.batchnorm:
-            x, statistics, bn = ops.batchnorm2d_forward(
+            x, statistics, bn_cache = ops.batchnorm2d_forward(
                 x, params[f"bn{k}_w"], params[f"bn{k}_b"], params[f"bn{k}_running_mean"],
                 params[f"bn{k}_running_var"], train=train, momentum=config.bn_momentum)
-            bn = (bn, statistics)
+            bn = (bn_cache, statistics)
             x, relu = nn.relu_forward(x)
         else:
             x, relu = ops.bias_relu_forward(x, params[f"conv{k}_b"])       # conv bias + ReLU

@@ -100,6 +100,15 @@ def test_squash_keeps_the_whole_image(tmp_path, width, height):
         assert (bands[:, :, columns] == np.reshape(colour, (3, 1, 1))).all()
 
 
+def test_crop_and_squash_agree_on_a_square_image(tmp_path):
+    """Why the choice does not change a cache of already-square images (the shared Flickr8k copy
+    is all 224 x 224): both resize the whole square."""
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 256, (50, 50, 3), dtype=np.uint8)).save(tmp_path / "sq.png")
+    np.testing.assert_array_equal(load_image(tmp_path / "sq.png", 20, "crop"),
+                                  load_image(tmp_path / "sq.png", 20, "squash"))
+
+
 def test_an_unknown_resize_mode_is_refused(tmp_path):
     Image.new("RGB", (8, 8), RED).save(tmp_path / "x.png")
     with pytest.raises(ValueError, match="resize must be one of .'crop', 'squash'., got 'pad'"):
