@@ -108,7 +108,8 @@ def main(argv=None):
     out.mkdir(parents=True, exist_ok=True)
     metrics_file = out / ("metrics.json" if args.split == "test" else f"metrics_{args.split}.json")
     captions_file = out / f"captions_{args.split}.json"
-    write_json(metrics_file, {**scores, "protocol": protocol, "checkpoint": str(checkpoint)})
+    write_json(metrics_file, {**scores, "protocol": protocol,    # the checkpoint from out/
+                              "checkpoint": os.path.relpath(checkpoint, out)})
     write_json(captions_file, captions)
     print(f"wrote {metrics_file} and {captions_file}")
     return 0

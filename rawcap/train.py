@@ -215,7 +215,8 @@ def train(args, log=print):
                     dropout_rng=dropout_rng.bit_generator.state, test_beam=args.test_beam)
 
     stop = stop_on_ctrl_c(log)
-    step_rng = dropout_rng.bit_generator.state      # the dropout RNG as the current step began
+    # The dropout RNG as of the last finished step: what last.h5 saves if a step is cut short.
+    finished_rng = dropout_rng.bit_generator.state
     updating = False
     try:
         while meta["epoch"] < args.epochs:
@@ -226,7 +227,6 @@ def train(args, log=print):
             for batch in bar:
                 if stop.is_set():
                     raise KeyboardInterrupt
-                step_rng = dropout_rng.bit_generator.state
                 tick = time.time()
                 lr = schedule(meta["step"])
                 arrays = [xp.asarray(a) for a in batch[:5]]
@@ -240,6 +240,7 @@ def train(args, log=print):
                 meta.update(step=meta["step"] + 1, batch=meta["batch"] + 1,
                             epoch_loss=meta["epoch_loss"] + parts["ce"],
                             epoch_batches=meta["epoch_batches"] + 1)
+                finished_rng = dropout_rng.bit_generator.state
                 images_seen += len(batch.images)
                 tokens_per_s = int(batch.mask.sum()) / (time.time() - tick)
                 bar.set_postfix(loss=f"{parts['ce']:.3f}", tok_s=f"{tokens_per_s:.0f}", lr=f"{lr:.1e}")
@@ -258,12 +259,14 @@ def train(args, log=print):
                 meta["best_bleu4"] = scores["bleu4"]
                 run.save("best.h5", params, optimizer, checkpoint_meta())
             run.save("last.h5", params, optimizer, checkpoint_meta())
+            if stop.is_set():                   # Ctrl-C during the val decoding
+                raise KeyboardInterrupt
     except KeyboardInterrupt:
         if updating:
             log("\nstopped in the middle of a parameter update: last.h5 keeps the previous save")
             return 130
         # Save the state as of the last finished step; an unfinished one is redone on resume.
-        dropout_rng.bit_generator.state = step_rng
+        dropout_rng.bit_generator.state = finished_rng
         run.save("last.h5", params, optimizer, checkpoint_meta())
         log(f"\ninterrupted: saved {run.path / 'last.h5'}; continue with "
             f"python -m rawcap.train --resume {run.path}")
@@ -279,8 +282,7 @@ def train(args, log=print):
     best = {k: xp.asarray(v) for k, v in best.items()}
     scores, captions, protocol = evaluate_split(best, config, cache, "test", beam=args.test_beam,
                                                 progress=not args.quiet)
-    write_json(run.path / "metrics.json", {**scores, "protocol": protocol,
-                                           "checkpoint": str(run.path / "best.h5")})
+    write_json(run.path / "metrics.json", {**scores, "protocol": protocol, "checkpoint": "best.h5"})
     write_json(run.path / "captions_test.json", captions)
     log(format_table(scores, protocol))
     return 0

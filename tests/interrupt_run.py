@@ -1,0 +1,59 @@
+"""Run `python -m rawcap.train ARGS` and send this process a real SIGINT at a chosen point.
+
+    python tests/interrupt_run.py POINT N ARGS...
+
+POINT says when the SIGINT is sent (the real handler of rawcap.train then takes it):
+    between-steps   as the loader hands over training batch N (1-based, counted over the run):
+                    step N - 1 has finished, step N has not begun
+    mid-step        inside the N-th call of the loss: the step is half done
+    val-decoding    as the val split of epoch N starts decoding
+The exit status is the training's (130 when it stopped on the SIGINT).
+"""
+import os
+import signal
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))     # rawcap from the checkout
+
+from rawcap import train  # noqa: E402
+
+
+def sigint():
+    os.kill(os.getpid(), signal.SIGINT)
+
+
+def at_call(n, function):
+    """`function` that sends SIGINT as its n-th call begins."""
+    calls = iter(range(1, 10 ** 9))
+
+    def wrapped(*args, **kwargs):
+        if next(calls) == n:
+            sigint()
+        return function(*args, **kwargs)
+    return wrapped
+
+
+def main(point, n, argv):
+    if point == "between-steps":
+        class Batches(train.CaptionBatches):
+            handed = 0
+
+            def epoch(self, index, start=0):
+                for batch in super().epoch(index, start):
+                    Batches.handed += 1
+                    if Batches.handed == n:
+                        sigint()
+                    yield batch
+        train.CaptionBatches = Batches
+    elif point == "mid-step":
+        train.loss_and_grads = at_call(n, train.loss_and_grads)
+    elif point == "val-decoding":
+        train.evaluate_split = at_call(n, train.evaluate_split)   # val after every epoch, then test
+    else:
+        raise SystemExit(f"unknown point {point!r}")
+    return train.main(argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1], int(sys.argv[2]), sys.argv[3:]))
