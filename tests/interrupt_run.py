@@ -8,6 +8,12 @@ POINT says when the SIGINT is sent (the real handler of rawcap.train then takes 
     mid-step        inside the N-th call of the loss: the step is half done
     val-decoding    as the val split of epoch N starts decoding
 The exit status is the training's (130 when it stopped on the SIGINT).
+
+    python tests/interrupt_run.py kill-in-METHOD N ARGS...
+
+sends SIGKILL instead (kill -9: no handler runs) as the N-th call of rawcap.run_dir.Run.METHOD
+begins: save (after writing half a temporary file, as a write cut short leaves it),
+copy_last_to_best or write_log.
 """
 import os
 import signal
@@ -50,6 +56,19 @@ def main(point, n, argv):
         train.loss_and_grads = at_call(n, train.loss_and_grads)
     elif point == "val-decoding":
         train.evaluate_split = at_call(n, train.evaluate_split)   # val after every epoch, then test
+    elif point.startswith("kill-in-"):
+        from rawcap import run_dir
+        method = point[len("kill-in-"):]
+        real = getattr(run_dir.Run, method)
+        calls = iter(range(1, 10 ** 9))
+
+        def killed(self, *args):
+            if next(calls) == n:
+                if method == "save":
+                    (self.path / f"{args[0]}.tmp-{os.getpid()}").write_bytes(b"\x89HDF\r\n" * 100)
+                os.kill(os.getpid(), signal.SIGKILL)
+            return real(self, *args)
+        setattr(run_dir.Run, method, killed)
     else:
         raise SystemExit(f"unknown point {point!r}")
     return train.main(argv)

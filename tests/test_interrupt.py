@@ -1,5 +1,5 @@
-"""A real Ctrl-C (SIGINT) sent to a training process, then --resume: the run ends exactly as
-the same run did uninterrupted.
+"""A real Ctrl-C (SIGINT) or kill -9 sent to a training process, then --resume: the run ends
+exactly as the same run did uninterrupted.
 
 Each case runs `tests/interrupt_run.py`, which sends the training process a SIGINT at one point
 (between two steps, in the middle of a step, during the val decoding), in a subprocess, so the
@@ -69,3 +69,32 @@ def test_resume_after_a_real_sigint_ends_as_the_uninterrupted_run(workdir, point
     for file in ("captions_test.json", "metrics.json"):
         assert (interrupted / file).read_bytes() == (straight / file).read_bytes(), file
     assert log_without_timing(interrupted) == log_without_timing(straight)
+
+
+def assert_same_run(run_dir, straight):
+    for file in ("captions_test.json", "metrics.json"):
+        assert (run_dir / file).read_bytes() == (straight / file).read_bytes(), file
+    assert log_without_timing(run_dir) == log_without_timing(straight)
+
+
+@pytest.mark.parametrize("method, n, left", [
+    ("save", 2, "last.h5.tmp-"),        # writing epoch 2's last.h5: a temporary file is left
+    ("copy_last_to_best", 1, None),     # between epoch 1's last.h5 and best.h5: no best.h5
+    ("write_log", 2, None),             # after epoch 2's checkpoints, before its log row
+], ids=["writing-last", "between-last-and-best", "before-the-log-row"])
+def test_resume_after_kill_9_repairs_the_folder_and_ends_as_the_uninterrupted_run(
+        workdir, method, n, left):
+    name = f"runs/kill-{method}-{n}"
+    killed = run(workdir, str(ROOT / "tests" / "interrupt_run.py"), f"kill-in-{method}", str(n),
+                 *TINY, "--out", name)
+    assert killed.returncode == -9, killed.stdout + killed.stderr
+    folder = workdir / name
+    if left:
+        assert any(p.name.startswith(left) for p in folder.iterdir())
+    if method == "copy_last_to_best":
+        assert (folder / "last.h5").is_file() and not (folder / "best.h5").exists()
+
+    resumed = run(workdir, "-m", "rawcap.train", "--resume", name, "--quiet")
+    assert resumed.returncode == 0, resumed.stderr
+    assert not [p.name for p in folder.iterdir() if ".tmp-" in p.name]
+    assert_same_run(folder, workdir / "runs" / "straight")

@@ -44,6 +44,47 @@ def fingerprint(data_dir, corpus, options):
     return digest.hexdigest()
 
 
+def cache_path_for(data_dir, size, min_count, max_length, skip_bad=False, root="data"):
+    """Where train keeps the cache of `data_dir` with these options:
+    data/<folder>-<size>-<hash>.h5, the hash (8 hex digits) of the folder's full path and the
+    options, so two datasets in folders of the same name, or one with other options, never
+    share a file."""
+    key = json.dumps({"data_dir": str(Path(data_dir).resolve()), "size": size,
+                      "min_count": min_count, "max_length": max_length, "skip_bad": skip_bad},
+                     sort_keys=True)
+    digest = hashlib.sha256(key.encode()).hexdigest()[:8]
+    return (Path(root) / f"{Path(data_dir).resolve().name}-{size}-{digest}.h5").resolve()
+
+
+def cache_fingerprint(path):
+    """The fingerprint of the cache at `path` (its inputs and options); ValueError if it is not
+    a complete cache."""
+    with open_cache(path) as f:
+        key = f.attrs.get("fingerprint")
+    if key is None:
+        raise ValueError(f"{path}: a cache without a fingerprint (incomplete; prepare it again)")
+    return str(key)
+
+
+def check_cache(path, vocab, image_size, fingerprint=None, checkpoint="the checkpoint"):
+    """Refuse (ValueError) a cache that does not go with a checkpoint: another vocabulary or
+    image size, or (given `fingerprint`) other data than the run was trained on."""
+    with open_cache(path) as f:
+        words = json.loads(f.attrs["vocab"])["words"]
+        size = int(f.attrs["image_size"])
+        key, source = f.attrs.get("fingerprint"), f.attrs.get("data_dir", "?")
+    if fingerprint is not None and key != fingerprint:
+        raise ValueError(f"{path}: this cache now holds other data than {checkpoint} was "
+                         f"trained on (it was rebuilt, now from {source}); prepare the run's "
+                         f"data again, or name a cache with --cache")
+    if size != image_size:
+        raise ValueError(f"{path}: images of {size} pixels, but {checkpoint} was trained on "
+                         f"{image_size}")
+    if words != list(vocab):
+        raise ValueError(f"{path}: its vocabulary ({len(words)} entries) is not the one "
+                         f"{checkpoint} was trained with ({len(vocab)} entries)")
+
+
 def cached_fingerprint(path):
     """The fingerprint stored in an existing, complete cache, or None."""
     try:
