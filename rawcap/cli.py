@@ -69,3 +69,12 @@ def writable_file(text):
     if not path.resolve().parent.is_dir():
         raise argparse.ArgumentTypeError(f"{text}: the folder {path.parent} does not exist")
     return text
+
+
+def image_file(text):
+    """An image to write later: a writable_file whose extension Pillow can write."""
+    from PIL import Image
+    writable_file(text)
+    if Path(text).suffix.lower() not in Image.registered_extensions():
+        raise argparse.ArgumentTypeError(f"{text}: give an image file name, e.g. attention.png")
+    return text
