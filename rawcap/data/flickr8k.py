@@ -44,6 +44,7 @@ class Corpus:
     captions: dict = field(default_factory=dict)    # file name -> [token list, ...]
     skipped: Counter = field(default_factory=Counter)   # reason -> how many were skipped
     notes: list = field(default_factory=list)       # what the user should be told
+    repeats: list = field(default_factory=list)     # [(file name, where)]: lines seen twice
 
     def bad(self, where, reason, skip_bad, detail=""):
         """A bad entry at `where` (file:line): raise, or (with skip_bad) count it under `reason`."""
@@ -97,6 +98,20 @@ def read_corpus(data_dir, layout="auto", skip_bad=False, split_seed=0):
     return corpus
 
 
+def read_lines(path, corpus, skip_bad):
+    """(line number, text) for every line of `path`, decoded as UTF-8 one line at a time (a
+    byte-order mark is dropped), so that a line that is not UTF-8 is a bad entry naming its
+    line; with skip_bad it comes as "" (an empty line), keeping the numbers of the others."""
+    for number, raw in enumerate(Path(path).read_bytes().splitlines(), 1):
+        try:
+            text = raw.decode("utf-8-sig" if number == 1 else "utf-8")
+        except UnicodeDecodeError as e:
+            corpus.bad(f"{path}:{number}", "not UTF-8 text", skip_bad,
+                       f"byte 0x{raw[e.start]:02x} at column {e.start + 1}")
+            text = ""
+        yield number, text
+
+
 def _add_caption(corpus, name, caption, where, skip_bad):
     tokens = tokenize(caption)
     if not tokens:
@@ -106,37 +121,54 @@ def _add_caption(corpus, name, caption, where, skip_bad):
 
 
 def _read_token_file(path, corpus, skip_bad):
-    for number, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), 1):
+    first_at = {}                                   # IMAGE#N -> its line
+    for number, line in read_lines(path, corpus, skip_bad):
         if not line.strip():
             continue
         key, tab, caption = line.partition("\t")
         name, hash_sign, index = key.partition("#")
+        where = f"{path}:{number}"
         if not tab or not hash_sign or not index.strip().isdigit():
-            corpus.bad(f"{path}:{number}", "malformed caption line, expected IMAGE#N<TAB>caption",
-                       skip_bad)
+            corpus.bad(where, "malformed caption line, expected IMAGE#N<TAB>caption", skip_bad)
+        elif key.strip() in first_at:
+            corpus.bad(where, "caption listed twice", skip_bad,
+                       f"{key.strip()}, first at line {first_at[key.strip()]}")
         else:
-            _add_caption(corpus, name, caption, f"{path}:{number}", skip_bad)
+            first_at[key.strip()] = number
+            _add_caption(corpus, name, caption, where, skip_bad)
 
 
 def _read_kaggle(path, corpus, skip_bad):
-    with open(path, encoding="utf-8-sig", newline="") as f:
-        rows = csv.reader(f)
-        header = next(rows, None)
-        if header is None or [h.strip() for h in header[:2]] != ["image", "caption"]:
-            raise DataError(f"{path}:1: expected the header 'image,caption', got {header}")
-        for row in rows:
-            where = f"{path}:{rows.line_num}"
-            if not any(cell.strip() for cell in row):
-                continue
-            if len(row) < 2 or not row[0].strip():
-                corpus.bad(where, "malformed caption line, expected image,caption", skip_bad)
-            else:   # an unquoted caption with commas comes as several cells
-                _add_caption(corpus, row[0].strip(), ",".join(row[1:]), where, skip_bad)
+    rows = csv.reader(line for _, line in read_lines(path, corpus, skip_bad))
+    header = next(rows, None)
+    if header is None or [h.strip() for h in header[:2]] != ["image", "caption"]:
+        raise DataError(f"{path}:1: expected the header 'image,caption', got {header}")
+    first_at, repeats = {}, []
+    for row in rows:
+        where = f"{path}:{rows.line_num}"
+        if not any(cell.strip() for cell in row):
+            continue
+        if len(row) < 2 or not row[0].strip():
+            corpus.bad(where, "malformed caption line, expected image,caption", skip_bad)
+        else:   # an unquoted caption with commas comes as several cells
+            line = (row[0].strip(), ",".join(row[1:]))
+            if line in first_at:
+                repeats.append((line[0], f"{where} repeats line {first_at[line]}"))
+            first_at.setdefault(line, rows.line_num)
+            _add_caption(corpus, *line, where, skip_bad)
+    corpus.repeats += repeats
 
 
 def _read_karpathy(path, corpus, skip_bad):
+    data = path.read_bytes()
     try:
-        entries = json.loads(path.read_text(encoding="utf-8"))["images"]
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = data[:e.start].count(b"\n") + 1
+        raise DataError(f"{path}:{line}: not UTF-8 text (byte 0x{data[e.start]:02x}); one JSON "
+                        f"document, so --skip-bad cannot skip it: fix or re-save the file") from None
+    try:
+        entries = json.loads(text)["images"]
     except (ValueError, KeyError, TypeError) as e:
         raise DataError(f"{path}: not Karpathy's dataset json ({type(e).__name__}: {e})") from None
     split_of, where_listed = {}, {}
@@ -169,7 +201,7 @@ def _read_split_files(data_dir, corpus, skip_bad):
     split_of, where_listed = {}, {}
     for split, file_name in SPLIT_FILES.items():
         path = data_dir / file_name
-        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        for number, line in read_lines(path, corpus, skip_bad):
             name = line.strip()
             if not name:
                 continue
@@ -217,6 +249,12 @@ def _collect_images(corpus, split_of, where_listed, skip_bad):
             f"({n_captions} captions), e.g. {', '.join(unused[:3])}"
             + (f"; {len(no_file)} without an image file, e.g. {no_file[0]}" if no_file else ""))
     used = {name for name, _ in corpus.images}
+    # Caption lines that repeat an earlier line word for word are kept, not refused (real
+    # Flickr8k has 10 such pairs: two annotators wrote the same sentence), and reported.
+    repeats = [where for name, where in corpus.repeats if name in used]
+    if repeats:
+        corpus.notes.append(f"{len(repeats)} caption lines repeat an earlier line of the same "
+                            f"image word for word (kept), e.g. {repeats[0]}")
     for name in list(corpus.captions):
         if name not in used:
             del corpus.captions[name]
