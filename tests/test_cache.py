@@ -231,9 +231,11 @@ def test_cli_prepare_and_stats_succeed(tmp_path, capsys):
                                      ["stats", "{dir}/c.h5"]], ids=["prepare", "stats"])
 def test_cli_reports_a_bad_path_with_status_2(tmp_path, capsys, command):
     missing = tmp_path / "no-such-dir"
-    assert main([arg.format(dir=missing) for arg in command]) == 2
+    with pytest.raises(SystemExit) as stop:         # a usage error, before any work
+        main([arg.format(dir=missing) for arg in command])
+    assert stop.value.code == 2
     err = capsys.readouterr().err
-    assert err.startswith("error: ") and str(missing) in err
+    assert "error: argument" in err and str(missing) in err
 
 
 def test_cli_reports_a_missing_caption_file_of_an_explicit_layout(tmp_path, capsys):
