@@ -68,14 +68,14 @@ def build_parser():
                    help="continue the run in RUN_DIR from its last.h5, with its own options")
     g.add_argument("--init-from", metavar="CHECKPOINT", type=existing_file,
                    help="start a new run from these weights")
-    g.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    g.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="where to train")
     g.add_argument("--kernels", metavar="PINS",
                    help="pin kernel versions per op, e.g. lstm_pointwise=0,softmax_ce=1 or all=0 "
                         "(default: $RAWCAP_KERNELS, else each op's best; python -m rawcap.env lists them)")
     g.add_argument("--deterministic", action="store_true",
                    help="on a GPU, avoid kernels whose atomic adds make runs differ in the last bits "
                         "(the embedding backward sorts its tokens instead)")
-    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--seed", type=int, default=0, help="seed of the weights, batch order and dropout")
     g.add_argument("--epochs", type=positive_int,
                    help=f"epochs in all (default {DEFAULT_EPOCHS}; with --resume, the run's own)")
     g.add_argument("--batch-size", type=positive_int, default=32,
@@ -83,10 +83,12 @@ def build_parser():
     g.add_argument("--test-beam", type=positive_int, default=3, help="beam size for the final test scores")
     g.add_argument("--quiet", action="store_true", help="no progress bars")
     g = p.add_argument_group("optimisation")
-    g.add_argument("--optimizer", default="adam", choices=["adam", "sgd"])
+    g.add_argument("--optimizer", default="adam", choices=["adam", "sgd"], help="SGD has momentum 0.9")
     g.add_argument("--lr", type=positive_float, default=3e-3, help="peak learning rate")
-    g.add_argument("--schedule", default="cosine", choices=["cosine", "step", "constant"])
-    g.add_argument("--warmup-steps", type=nonnegative_int, default=50)
+    g.add_argument("--schedule", default="cosine", choices=["cosine", "step", "constant"],
+                   help="learning rate after the warm-up")
+    g.add_argument("--warmup-steps", type=nonnegative_int, default=50,
+                   help="steps of linear warm-up to the peak learning rate")
     g.add_argument("--decay-every", type=positive_int,
                    help="step schedule: steps between decays (default: an epoch)")
     g.add_argument("--decay-factor", type=positive_float, default=0.5, help="step schedule: lr multiplier")
@@ -94,14 +96,14 @@ def build_parser():
                    help="global gradient norm limit (0: off)")
     g = p.add_argument_group("model")
     g.add_argument("--channels", type=int_list, default=(16, 32, 64),
-                   help="conv widths, one 2x pooling block each, e.g. 16,32,64")
-    g.add_argument("--embed-size", type=positive_int, default=64)
-    g.add_argument("--hidden-size", type=positive_int, default=128)
-    g.add_argument("--attention-size", type=positive_int, default=64)
-    g.add_argument("--dropout", type=dropout_rate, default=0.3)
+                   help="conv widths, one 2x pooling block each (default: 16,32,64)")
+    g.add_argument("--embed-size", type=positive_int, default=64, help="word embedding size E")
+    g.add_argument("--hidden-size", type=positive_int, default=128, help="LSTM hidden size H")
+    g.add_argument("--attention-size", type=positive_int, default=64, help="attention size A")
+    g.add_argument("--dropout", type=dropout_rate, default=0.3, help="dropout before the output layer")
     g.add_argument("--lambda-alpha", type=nonnegative_float, default=0.02,
                    help="doubly stochastic attention penalty")
-    g.add_argument("--weight-decay", type=nonnegative_float, default=0.0)
+    g.add_argument("--weight-decay", type=nonnegative_float, default=0.0, help="L2 penalty on the weights")
     g.add_argument("--no-f-beta", action="store_true", help="drop the sigmoid gate on the context")
     g.add_argument("--blind", action="store_true",
                    help="zero the image features: a baseline that shows what the image contributes")
