@@ -35,6 +35,7 @@ from .optim import NonFiniteError, check_finite, clip_global_norm, learning_rate
 from .run_dir import Run, check_free
 
 DEFAULT_EPOCHS = 5
+DATASETS = ("shapes", "flickr8k", "flickr30k", "coco", "custom")
 # What --resume may change; every other option is the run's own.
 RESUME_OPTIONS = ("resume", "epochs", "quiet", "device", "kernels", "deterministic")
 DATA_OPTIONS = ("data_dir", "image_size", "min_count", "max_length", "skip_bad")
@@ -44,9 +45,12 @@ def build_parser():
     p = argparse.ArgumentParser(prog="python -m rawcap.train", description=__doc__.split("\n\n")[0],
                                 formatter_class=HelpFormatter)
     g = p.add_argument_group("data")
-    g.add_argument("--data", default="shapes", choices=["shapes", "flickr8k"],
-                   help="the built-in dataset, or a dataset folder in any layout rawcap.data reads")
-    g.add_argument("--data-dir", help="the dataset folder (default data/shapes; required for flickr8k)")
+    g.add_argument("--data", default="shapes", choices=DATASETS,
+                   help="the built-in dataset, or a dataset in --data-dir in any layout rawcap.data "
+                        "reads (Flickr8k's three, Karpathy's json of Flickr8k/Flickr30k/COCO, or "
+                        "your own captions.tsv); the name is also the default run folder's")
+    g.add_argument("--data-dir", help="the dataset folder, or your .tsv captions file (default "
+                                      "data/shapes; required for the other datasets)")
     g.add_argument("--cache", type=existing_file,
                    help="train on this cache, made by python -m rawcap.data prepare, instead of "
                         "preparing one from --data-dir")
@@ -140,10 +144,12 @@ def check_args(args, parser):
             raise ValueError(f"--cache uses the cache's own data and options; drop "
                              f"{', '.join('--' + k.replace('_', '-') for k in clash)}")
     else:
-        if args.data == "flickr8k" and not args.data_dir:
-            raise ValueError("--data flickr8k needs --data-dir (the folder with the captions and images)")
-        if args.data_dir and not Path(args.data_dir).is_dir():
-            raise ValueError(f"--data-dir {args.data_dir}: no such folder")
+        if args.data != "shapes" and not args.data_dir:
+            raise ValueError(f"--data {args.data} needs --data-dir (the folder with the captions "
+                             f"and images, or your .tsv captions file)")
+        if args.data_dir and not (Path(args.data_dir).is_dir() or
+                                  Path(args.data_dir).suffix.lower() == ".tsv" and Path(args.data_dir).is_file()):
+            raise ValueError(f"--data-dir {args.data_dir}: no such folder or .tsv file")
         size = args.image_size or default_size(args)
         blocks = 2 ** len(args.channels)
         if size % blocks:

@@ -33,7 +33,7 @@ def fail(command, argv, capsys):
     (["--channels", "16,x"], "--channels: '16,x' is not a comma-separated list"),
     (["--channels", "16,0"], "--channels: every entry must be 1 or more"),
     (["--epochs", "two"], "--epochs: 'two' is not a whole number of 1 or more"),
-    (["--data-dir", "nowhere"], "--data-dir nowhere: no such folder"),
+    (["--data-dir", "nowhere"], "--data-dir nowhere: no such folder or .tsv file"),
     (["--init-from", "nowhere.h5"], "--init-from: nowhere.h5: no such file"),
     (["--cache", "nowhere.h5"], "--cache: nowhere.h5: no such file"),
     (["--resume", "nowhere"], "--resume nowhere: no last.h5 there"),
