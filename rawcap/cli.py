@@ -61,6 +61,13 @@ def existing_dir(text):
     return text
 
 
+def output_dir(text):
+    """A folder to write into at the end (created then if missing): it must not be a file."""
+    if Path(text).exists() and not Path(text).is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is a file, not a folder")
+    return text
+
+
 def writable_file(text):
     """A file to write later: its folder must exist now, so no work is lost at the end."""
     path = Path(text)

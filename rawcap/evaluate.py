@@ -17,7 +17,7 @@ from tqdm import tqdm
 from .backend import array_module
 from .checkpoint import CheckpointError, load_checkpoint
 from .data.batches import CaptionBatches
-from .cli import HelpFormatter, existing_dir, existing_file, positive_int
+from .cli import HelpFormatter, existing_file, output_dir, positive_int
 from .data.cache import check_cache, open_cache
 from .data.vocab import Vocabulary
 from .decode import decode
@@ -97,8 +97,8 @@ def main(argv=None):
     parser.add_argument("--cache", type=existing_file,
                         help="the HDF5 cache to read (default: the one the run trained on); its "
                              "vocabulary and image size must be the checkpoint's")
-    parser.add_argument("--out", type=existing_dir,
-                        help="an existing folder for the json files (default: the run directory)")
+    parser.add_argument("--out", type=output_dir,
+                        help="where to write the json files, created if missing (default: the run directory)")
     parser.add_argument("--meteor", action="store_true",
                         help="add METEOR (needs pycocoevalcap and Java; skipped with a warning otherwise)")
     args = parser.parse_args(argv)
@@ -119,6 +119,7 @@ def main(argv=None):
         return 2
     print(format_table(scores, protocol))
     out = Path(args.out or checkpoint.parent)
+    out.mkdir(parents=True, exist_ok=True)
     metrics_file = out / ("metrics.json" if args.split == "test" else f"metrics_{args.split}.json")
     captions_file = out / f"captions_{args.split}.json"
     write_json(metrics_file, {**scores, "protocol": protocol,    # the checkpoint from out/

@@ -76,12 +76,13 @@ def test_caption_refuses_bad_arguments_before_captioning(tmp_path, monkeypatch, 
 @pytest.mark.parametrize("argv, says", [
     (["run", "--beam", "0"], "--beam: must be a whole number of 1 or more, got 0"),
     (["run", "--cache", "nowhere.h5"], "--cache: nowhere.h5: no such file"),
-    (["run", "--out", "nowhere"], "--out: nowhere: no such folder"),
+    (["run", "--out", "run"], "--out: run is a file, not a folder"),
 ], ids=lambda v: " ".join(v) if isinstance(v, list) else None)
 def test_evaluate_refuses_bad_arguments(tmp_path, monkeypatch, capsys, argv, says):
     monkeypatch.chdir(tmp_path)
+    (tmp_path / "run").write_bytes(b"")
     assert says in fail(evaluate.main, argv, capsys)
-    assert list(tmp_path.iterdir()) == []
+    assert [p.name for p in tmp_path.iterdir()] == ["run"]
 
 
 @pytest.mark.parametrize("argv, says", [
