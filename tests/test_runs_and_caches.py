@@ -138,3 +138,17 @@ def test_evaluate_refuses_a_cache_of_another_size_or_vocabulary(trained, workdir
     assert evaluate.main([str(trained), "--cache", str(other)]) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"error: {other}: ") and says in err
+
+
+def test_caption_refuses_a_checkpoint_whose_vocabulary_does_not_fit_its_model(trained, workdir, tmp_path,
+                                                                              capsys):
+    from rawcap import caption
+    from rawcap.checkpoint import load_checkpoint, save_checkpoint
+    params, state, meta = load_checkpoint(trained / "best.h5")
+    meta["vocab"] = meta["vocab"][:-3]
+    save_checkpoint(tmp_path / "odd.h5", params, state, meta)
+    image = workdir / "shapes" / "images" / "shapes_00000.jpg"
+    assert image.is_file()
+    assert caption.main([str(tmp_path / "odd.h5"), str(image)]) == 2
+    err = capsys.readouterr().err
+    assert f"{tmp_path / 'odd.h5'}: its vocabulary and model disagree: vocabulary " in err
