@@ -6,7 +6,8 @@ POINT says when the SIGINT is sent (the real handler of rawcap.train then takes 
     between-steps   as the loader hands over training batch N (1-based, counted over the run):
                     step N - 1 has finished, step N has not begun
     mid-step        inside the N-th call of the loss: the step is half done
-    val-decoding    as the val split of epoch N starts decoding
+    decoding        as the N-th decoding of a split starts: the val split after epoch N, or
+                    the test split once N is one more than the epochs
 The exit status is the training's (130 when it stopped on the SIGINT).
 
     python tests/interrupt_run.py kill-in-METHOD N ARGS...
@@ -54,7 +55,7 @@ def main(point, n, argv):
         train.CaptionBatches = Batches
     elif point == "mid-step":
         train.loss_and_grads = at_call(n, train.loss_and_grads)
-    elif point == "val-decoding":
+    elif point == "decoding":
         train.evaluate_split = at_call(n, train.evaluate_split)   # val after every epoch, then test
     elif point.startswith("kill-in-"):
         from rawcap import run_dir

@@ -2,7 +2,8 @@
 exactly as the same run did uninterrupted.
 
 Each case runs `tests/interrupt_run.py`, which sends the training process a SIGINT at one point
-(between two steps, in the middle of a step, during the val decoding), in a subprocess, so the
+(between two steps, in the middle of a step, during the val decoding, while the test split is
+scored), or a SIGKILL in the middle of the saves, in a subprocess, so the
 signal goes through rawcap.train's own handler. Then `--resume` finishes the run, and its
 captions_test.json and metrics.json must equal the uninterrupted run's byte for byte, its
 log.csv too but for the timing columns. Same tiny dataset and model as tests/test_cli.py.
@@ -51,10 +52,11 @@ def log_without_timing(run_dir):
     ("between-steps", 3),               # epoch 1: steps 1 and 2 done, step 3 not begun
     ("between-steps", BATCHES + 1),     # the first batch of epoch 2, after epoch 1's val
     ("mid-step", BATCHES + 3),          # epoch 2, inside step 3
-    ("val-decoding", 1),                # while decoding the val split after epoch 1
-    ("val-decoding", 2),                # after the last epoch: only the test scores remain
+    ("decoding", 1),                    # while decoding the val split after epoch 1
+    ("decoding", 2),                    # the val split after the last epoch
+    ("decoding", 3),                    # while scoring the test split at the end
 ], ids=["between-steps-epoch1", "between-epochs", "mid-step-epoch2", "val-decoding-epoch1",
-        "val-decoding-last-epoch"])
+        "val-decoding-last-epoch", "test-scoring"])
 def test_resume_after_a_real_sigint_ends_as_the_uninterrupted_run(workdir, point, n):
     name = f"runs/{point}-{n}"
     stopped = run(workdir, str(ROOT / "tests" / "interrupt_run.py"), point, str(n), *TINY,
