@@ -2,6 +2,8 @@
 stats, and the command line."""
 import json
 import os
+import subprocess
+import sys
 import re
 
 import h5py
@@ -161,6 +163,19 @@ def test_an_interrupted_rebuild_keeps_the_old_cache(tmp_path, monkeypatch):
         build(tmp_path, size=24)
     assert path.read_bytes() == before
     assert sorted(os.listdir(path.parent)) == ["cache.h5", "cache.vocab.json"]
+
+
+def test_prepare_removes_the_temporary_file_of_a_killed_prepare(tmp_path):
+    """kill -9 runs no cleanup: the next prepare removes OUT.tmp-PID of a process that is gone,
+    and leaves the one of a process still writing."""
+    out = tmp_path / "out"
+    out.mkdir()
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True).stdout.strip()
+    (out / f"cache.h5.tmp-{dead}").write_bytes(b"half a cache")
+    (out / f"cache.h5.tmp-{os.getppid()}").write_bytes(b"another prepare, still running")
+    build(tmp_path)
+    assert sorted(os.listdir(out)) == ["cache.h5", f"cache.h5.tmp-{os.getppid()}", "cache.vocab.json"]
 
 
 def test_a_truncated_jpeg_stops_prepare_naming_the_file(tmp_path):

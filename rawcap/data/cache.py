@@ -111,6 +111,8 @@ def prepare(data_dir, out, size=128, min_count=5, max_length=20, layout="auto", 
         return Path(out)
 
     Path(out).parent.mkdir(parents=True, exist_ok=True)
+    for stale in remove_dead_temporaries(out):
+        log(f"note: removed {stale}, left by a process that was killed while writing it")
     tmp = f"{out}.tmp-{os.getpid()}"
     try:
         with h5py.File(tmp, "w") as f:
@@ -135,6 +137,28 @@ def prepare(data_dir, out, size=128, min_count=5, max_length=20, layout="auto", 
     log(f"wrote {out}: {len(kept)} images, {n_captions} captions, vocabulary of {len(vocab)} "
         f"(and {vocab_path(out)})")
     return Path(out)
+
+
+def remove_dead_temporaries(out):
+    """Delete OUT.tmp-PID files whose process no longer runs (killed while writing) -> their paths.
+    Those of live processes (another prepare of the same cache) are left alone."""
+    removed = []
+    for path in Path(out).parent.glob(f"{Path(out).name}.tmp-*"):
+        pid = path.name.rsplit("-", 1)[1]
+        if pid.isdigit() and not _running(int(pid)):
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
+
+
+def _running(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:         # another user's process
+        return True
+    return True
 
 
 def _write_images(f, corpus, size, skip_bad, workers, chunk, progress):
