@@ -25,7 +25,7 @@ from .backend import get_device, set_kernels
 from .checkpoint import CheckpointError, load_checkpoint
 from .cli import (HelpFormatter, dropout_rate, existing_file, int_list, nonnegative_float,
                   nonnegative_int, positive_float, positive_int)
-from .data.batches import CaptionBatches, channel_stats
+from .data.batches import CaptionBatches, channel_stats, check_batch
 from .data.cache import cache_fingerprint, cache_path_for, check_cache, open_cache, prepare
 from .data.shapes import generate_shapes
 from .evaluate import evaluate_split, write_json
@@ -328,6 +328,7 @@ def train_in(run, args, xp, cache, config, params, opt_state, meta, log):
                     raise KeyboardInterrupt
                 tick = time.time()
                 lr = schedule(meta["step"])
+                check_batch(batch, config.vocab_size)       # on the host: no device sync
                 arrays = [xp.asarray(a) for a in batch[:5]]
                 loss, parts, grads = loss_and_grads(params, config, *arrays, dropout_rng)
                 check_finite(loss, grads)
