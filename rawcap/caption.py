@@ -17,13 +17,12 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from .backend import get_device, to_numpy
-from .checkpoint import CheckpointError, load_checkpoint
+from .checkpoint import CheckpointError, load_checkpoint, model_meta
 from .cli import HelpFormatter, image_file, positive_int, writable_file
 from .data.images import ImageError, load_image
 from .data.vocab import Vocabulary
 from .decode import decode
 from .evaluate import find_checkpoint, write_json
-from .model import Config
 
 
 def image_files(paths):
@@ -105,7 +104,7 @@ def main(argv=None):
         xp = get_device(args.device)
         checkpoint = find_checkpoint(args.checkpoint)
         params, _, meta = load_checkpoint(checkpoint)
-        config = Config.from_dict(meta["config"])
+        config = model_meta(meta, checkpoint)
         check_vocabulary(meta, config, params, checkpoint)
     except (CheckpointError, RuntimeError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)

@@ -98,6 +98,20 @@ def load_checkpoint(path):
                               f"({type(e).__name__}: {e})") from None
 
 
+def model_meta(meta, path):
+    """The model config of a training checkpoint's meta; CheckpointError naming the file if meta
+    lacks what caption and evaluate need (a checkpoint saved by something else than train)."""
+    from .model import Config
+    missing = [key for key in ("config", "vocab", "cache") if key not in meta]
+    if missing:
+        raise CheckpointError(f"{path}: not a checkpoint of rawcap.train (its metadata has no "
+                              f"{', '.join(missing)})")
+    try:
+        return Config.from_dict(meta["config"])
+    except (TypeError, KeyError) as e:
+        raise CheckpointError(f"{path}: its model config is not one this rawcap reads ({e})") from None
+
+
 def _read(f, path):
     version = f.attrs.get("rawcap_checkpoint")
     if version is None:

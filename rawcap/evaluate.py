@@ -15,14 +15,13 @@ import numpy as np
 from tqdm import tqdm
 
 from .backend import array_module
-from .checkpoint import CheckpointError, load_checkpoint
+from .checkpoint import CheckpointError, load_checkpoint, model_meta
 from .data.batches import CaptionBatches
 from .cli import HelpFormatter, existing_file, output_dir, positive_int
 from .data.cache import check_cache, open_cache
 from .data.vocab import Vocabulary
 from .decode import decode
 from .metrics import format_table, score_captions
-from .model import Config
 
 
 def generate_split(params, config, cache_path, split, beam=1, batch_size=50, max_length=20,
@@ -105,7 +104,7 @@ def main(argv=None):
     try:
         checkpoint = find_checkpoint(args.run)
         params, _, meta = load_checkpoint(checkpoint)
-        config = Config.from_dict(meta["config"])
+        config = model_meta(meta, checkpoint)
         cache = args.cache or meta["cache"]
         # The run's own cache must still hold the data it trained on; any cache must share
         # the checkpoint's vocabulary and image size.

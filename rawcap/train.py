@@ -7,8 +7,10 @@
 With no arguments it generates the built-in dataset (data/shapes) if absent, caches it, trains,
 decodes the val split greedily after every epoch (BLEU-4 picks best.h5), and finally scores
 the test split with best.h5. The run directory holds config.json, log.csv (one row per epoch),
-loss.png, last.h5 and best.h5, metrics.json and captions_test.json. Ctrl-C saves last.h5 and
-exits; --resume continues from it, bit for bit on the CPU.
+loss.png, last.h5 and best.h5, metrics.json and captions_test.json, and belongs to this run
+alone (rawcap/run_dir.py: a used folder is refused unless --overwrite, a lock refuses a second
+process). Every option is checked before anything is read or created. Ctrl-C (or kill -9) stops
+the run; --resume continues from last.h5, bit for bit on the CPU.
 """
 import argparse
 import json
@@ -65,7 +67,8 @@ def build_parser():
     g.add_argument("--augment", action="store_true",
                    help="shift training images by up to S/16 pixels and mirror half of them")
     g = p.add_argument_group("run")
-    g.add_argument("--out", help="the run folder (default runs/DATA); it must not hold a run")
+    g.add_argument("--out", help="the run folder (default runs/DATA, or runs/NAME for --cache "
+                                 "NAME.h5); it must not hold a run")
     g.add_argument("--overwrite", action="store_true",
                    help="replace the run already in --out (its files are deleted)")
     g.add_argument("--resume", metavar="RUN_DIR",
@@ -168,7 +171,8 @@ def default_size(args):
 
 
 def out_dir(args):
-    return Path(args.out or Path("runs") / args.data)
+    """--out, else runs/DATA (runs/CACHE_NAME with --cache)."""
+    return Path(args.out or Path("runs") / (Path(args.cache).stem if args.cache else args.data))
 
 
 def prepare_data(args, log):

@@ -244,3 +244,16 @@ def test_format_1_is_refused_with_the_reason(tmp_path):
         f.attrs["meta"] = "{}"
     with raises_about(path, "checkpoint format 1, but this rawcap reads format 2 (format 1 had no checksums"):
         load_checkpoint(path)
+
+
+@pytest.mark.parametrize("command", ["evaluate", "caption"])
+def test_a_checkpoint_not_made_by_train_is_refused_by_name(tmp_path, capsys, command):
+    from rawcap import caption, evaluate
+    params, optimizer, meta = contents()
+    path = tmp_path / "c.h5"
+    save_checkpoint(path, params, optimizer.state_dict(), {"step": 2})
+    (tmp_path / "photo.png").write_bytes(b"")
+    argv = [str(path)] + ([str(tmp_path / "photo.png")] if command == "caption" else [])
+    assert {"evaluate": evaluate.main, "caption": caption.main}[command](argv) == 2
+    assert (f"error: {path}: not a checkpoint of rawcap.train (its metadata has no config, vocab, "
+            f"cache)") in capsys.readouterr().err

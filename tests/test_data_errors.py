@@ -87,6 +87,6 @@ def test_train_on_a_prepared_cache(tmp_path, monkeypatch):
                       "--min-count", "1"]) == 0
     model = ["--channels", "4,8", "--embed-size", "8", "--hidden-size", "16", "--attention-size",
              "8", "--batch-size", "4", "--quiet", "--epochs", "1"]
-    assert train.main(model + ["--cache", "mine.h5", "--out", "run"]) == 0
-    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert train.main(model + ["--cache", "mine.h5"]) == 0
+    config = json.loads((tmp_path / "runs" / "mine" / "config.json").read_text())     # its name
     assert config["cache"] == str(tmp_path / "mine.h5") and not (tmp_path / "data").exists()
