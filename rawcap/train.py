@@ -274,7 +274,8 @@ def resume_run(args, log):
     for note in run.repair(meta) + [f"removed {name}, left by a killed process" for name in run.removed]:
         log(f"note: {note}")
     if meta["epoch"] >= args.epochs:
-        log(f"{run.path} has finished training ({args.epochs} epochs): scoring the test split")
+        log(f"{run.path} finished training at epoch {meta['epoch']} of {args.epochs}: "
+            f"scoring the test split")
     else:
         log(f"resuming {run.path} at epoch {meta['epoch'] + 1} of {args.epochs}, "
             f"batch {meta['batch'] + 1}")

@@ -82,7 +82,7 @@ def test_claiming_a_folder_removes_temporary_files_a_killed_writer_left(trained,
 def test_finishing_a_finished_run_says_so(trained, capsys):
     assert train.main(["--resume", str(trained), "--quiet"]) == 0
     out = capsys.readouterr().out
-    assert "has finished training (1 epochs): scoring the test split" in out and "resuming" not in out
+    assert "finished training at epoch 1 of 1: scoring the test split" in out and "resuming" not in out
 
 
 def test_resume_refuses_options_that_differ_from_the_run(trained, capsys):
