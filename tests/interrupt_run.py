@@ -10,6 +10,11 @@ POINT says when the SIGINT is sent (the real handler of rawcap.train then takes 
                     the test split once N is one more than the epochs
 The exit status is the training's (130 when it stopped on the SIGINT).
 
+    python tests/interrupt_run.py wait-between-steps N ARGS...
+
+as the loader hands over batch N, creates the file `ready` in the working folder and waits
+(up to a minute) for the file `sent`: the test process sends the SIGINT itself in between.
+
     python tests/interrupt_run.py kill-in-METHOD N ARGS...
 
 sends SIGKILL instead (kill -9: no handler runs) as the N-th call of rawcap.run_dir.Run.METHOD
@@ -19,6 +24,7 @@ copy_last_to_best or write_log.
 import os
 import signal
 import sys
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))     # rawcap from the checkout
@@ -28,6 +34,15 @@ from rawcap import train  # noqa: E402
 
 def sigint():
     os.kill(os.getpid(), signal.SIGINT)
+
+
+def wait_for_the_signal():
+    Path("ready").touch()
+    for _ in range(6000):
+        if Path("sent").exists():
+            return
+        time.sleep(0.01)
+    raise SystemExit("no SIGINT came within a minute")
 
 
 def at_call(n, function):
@@ -42,7 +57,7 @@ def at_call(n, function):
 
 
 def main(point, n, argv):
-    if point == "between-steps":
+    if point in ("between-steps", "wait-between-steps"):
         class Batches(train.CaptionBatches):
             handed = 0
 
@@ -50,7 +65,7 @@ def main(point, n, argv):
                 for batch in super().epoch(index, start):
                     Batches.handed += 1
                     if Batches.handed == n:
-                        sigint()
+                        sigint() if point == "between-steps" else wait_for_the_signal()
                     yield batch
         train.CaptionBatches = Batches
     elif point == "mid-step":

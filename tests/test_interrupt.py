@@ -10,8 +10,10 @@ log.csv too but for the timing columns. Same tiny dataset and model as tests/tes
 """
 import csv
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -100,3 +102,28 @@ def test_resume_after_kill_9_repairs_the_folder_and_ends_as_the_uninterrupted_ru
     assert resumed.returncode == 0, resumed.stderr
     assert not [p.name for p in folder.iterdir() if ".tmp-" in p.name]
     assert_same_run(folder, workdir / "runs" / "straight")
+
+
+def test_resume_after_a_sigint_from_another_process(workdir):
+    """The SIGINT comes from this test process, as a shell's Ctrl-C would, while the training
+    process waits between steps 3 and 4 (it says so with the file `ready`)."""
+    name = "runs/from-outside"
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    ready, sent = workdir / "ready", workdir / "sent"
+    with subprocess.Popen([sys.executable, str(ROOT / "tests" / "interrupt_run.py"),
+                           "wait-between-steps", "4", *TINY, "--out", name], cwd=workdir, env=env,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as training:
+        for _ in range(60000):
+            if ready.exists() or training.poll() is not None:
+                break
+            time.sleep(0.01)
+        assert ready.exists(), training.communicate()[0]
+        training.send_signal(signal.SIGINT)
+        sent.touch()
+        output = training.communicate(timeout=600)[0]
+    ready.unlink()
+    sent.unlink()
+    assert training.returncode == 130, output
+    resumed = run(workdir, "-m", "rawcap.train", "--resume", name, "--quiet")
+    assert resumed.returncode == 0, resumed.stderr
+    assert_same_run(workdir / name, workdir / "runs" / "straight")
