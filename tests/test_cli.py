@@ -211,7 +211,7 @@ def test_a_tiny_model_overfits_eight_captions(run_a, workdir):
     """8 images with one caption each (several captions of one image start differently, and
     no model can tell which one comes: CE could not reach 0). CE starts near ln V = ln 39 = 3.7;
     it ends at 0.011-0.014 over init seeds 0-3, so 0.05 leaves a margin of about 4."""
-    cache = workdir / "data" / "shapes-32.h5"
+    cache = json.loads((run_a.path / "config.json").read_text())["cache"]
     with open_cache(cache) as f:
         vocab_size = len(json.loads(f.attrs["vocab"])["words"])
     batch = next(iter(CaptionBatches(cache, "train", 8, per_image=True, prefetch=0).epoch(0)))
@@ -257,8 +257,9 @@ def test_a_batchnorm_model_trains_resumes_and_round_trips_its_statistics(in_work
 def test_scst_fine_tunes_a_trained_run(run_a, in_workdir, tmp_path, capsys):
     """--scst --init-from: a short self-critical run on the built-in dataset changes the weights,
     logs val scores, and writes a complete run directory; without --init-from it is an error."""
-    assert train.main(train_args(tmp_path / "bad", "--scst")) == 2
-    assert "--init-from" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as usage:              # a usage error, before any work
+        train.main(train_args(tmp_path / "bad", "--scst"))
+    assert usage.value.code == 2 and "--init-from" in capsys.readouterr().err
     out = tmp_path / "SCST"
     source, _, _ = load_checkpoint(run_a.path / "best.h5")
     assert train.main(train_args(out, "--scst", "--init-from", str(run_a.path / "best.h5"),
@@ -373,7 +374,8 @@ def test_caption_preprocesses_a_photo_the_way_the_checkpoint_says(run_a, tmp_pat
 def test_train_records_the_caches_resize_in_the_model_config(workdir, in_workdir):
     args = train.parse_args(TINY + ["--data-dir", "shapes", "--resize", "squash"])
     cache = train.prepare_data(args, log=lambda line: None)
-    assert cache.name == "shapes-32-squash.h5"
+    crop = train.prepare_data(train.parse_args(TINY + ["--data-dir", "shapes"]), log=lambda line: None)
+    assert cache != crop                                # each has its own cache
     assert train.model_config(args, cache).resize == "squash"
 
 
@@ -398,9 +400,11 @@ def test_bench_prints_the_time_of_each_part_and_images_per_second(capsys):
 
 def test_flickr8k_without_data_dir_is_an_error(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
-    assert train.main(["--data", "flickr8k", "--quiet"]) == 2
+    with pytest.raises(SystemExit) as stop:
+        train.main(["--data", "flickr8k", "--quiet"])
+    assert stop.value.code == 2
     err = capsys.readouterr().err
-    assert err.startswith("error:") and "--data-dir" in err
+    assert "error: --data flickr8k needs --data-dir" in err
     assert not (tmp_path / "runs").exists()
 
 
