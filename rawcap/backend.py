@@ -8,7 +8,8 @@ The hot layer functions have more than one implementation, numbered per op:
     version 0      the layer in rawcap.layers (or rawcap.optim), on NumPy or CuPy arrays
     version 1, 2   Numba CUDA kernels in kernels/<module>.py, named <function>_v<k>
 
-`ops.<function>(...)` calls the version in effect for the arrays it is given: version 0 on NumPy
+`ops.<function>(...)` calls the version in effect for the arrays it is given (its first array
+argument decides): version 0 on NumPy
 arrays, the op's default kernel version (its module's DEFAULT) on CuPy arrays. A version that
 lacks one of the op's functions uses version 0's. Versions can be pinned for study and
 benchmarks, on either kind of array (kernels on NumPy arrays need Numba's CUDA simulator):
@@ -172,9 +173,11 @@ class _Ops:
         if function not in OP_OF:
             raise AttributeError(f"rawcap.backend.ops has no {function!r}; it has {sorted(OP_OF)}")
 
-        def call(first, *args, **kwargs):
-            version = version_in_effect(OP_OF[function], array_module(first))
-            return implementation(function, version)(first, *args, **kwargs)
+        def call(*args, **kwargs):
+            # The first array argument decides (softmax-CE's backward takes dloss, maybe a number, first).
+            owner = next((a for a in args if hasattr(a, "shape")), args[0])
+            version = version_in_effect(OP_OF[function], array_module(owner))
+            return implementation(function, version)(*args, **kwargs)
 
         call.__name__ = function
         return call
