@@ -51,5 +51,7 @@ def softmax_cross_entropy_backward(dloss, cache):
     """
     p, targets, mask, count = cache
     xp = array_module(p)
+    # SOLUTION BEGIN
     onehot = xp.arange(p.shape[2]) == targets[:, :, None]
     return (p - onehot) * (mask * (dloss / count))[:, :, None]
+    # SOLUTION END
