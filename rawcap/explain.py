@@ -6,7 +6,7 @@ One number per gradient says *that* it is wrong; a student needs *where*. The pa
     LSTM sequence dx                 by time step t
     attention     dfeats, dproj      by image location l
     softmax-CE    dlogits            by time step t
-    conv2d        dx                 by how many windows cover the pixel (1, 2, 4, ...)
+    conv2d, col2im dx                by how many windows cover the pixel (1, 2, 4, ...)
     maxpool2d     dx                 by image row
 
 Each part's error is max |analytic - numeric| over the part, relative to the whole gradient's
@@ -30,6 +30,7 @@ STRUCTURE = {       # (layer, gradient) -> (axis, what a part is)
     ("attention", "dproj"): (1, "location"),
     ("softmax_cross_entropy", "dlogits"): (1, "step"),
     ("conv2d", "dx"): (None, "coverage"),
+    ("im2col", "dx"): (None, "coverage"),       # col2im, checked as im2col's backward
     ("maxpool2d", "dx"): (2, "row"),
 }
 
@@ -132,10 +133,10 @@ def hints(layer, verdicts):
         if dx_right == [f"t = {last}"]:
             found.append(f"only the last step (t = {last}) is right: check what goes back in time "
                          "from step t+1 to step t (dh_next, dc_next)")
-    if layer == "attention" and verdicts.get("dproj", ([], []))[0] and not verdicts["dfeats"][0]:
+    if layer == "attention" and verdicts.get("dproj", ([],))[0] and not verdicts.get("dfeats", [1])[0]:
         found.append("dfeats is right, so alpha is; the scores' gradient is wrong: check the softmax "
                      "backward de = alpha * (dalpha - sum_l alpha * dalpha) and what follows it")
-    if layer == "conv2d" and dx_wrong and "1 window" in dx_right:
+    if layer in ("conv2d", "im2col") and dx_wrong and "1 window" in dx_right:
         found.append("dx is right where one window covers a pixel and wrong where several do: "
                      "overlapping windows' contributions must add up (+=), not overwrite")
     return [f"hint: {h}" for h in found]
