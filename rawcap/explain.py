@@ -124,7 +124,7 @@ def hints(layer, verdicts):
         found.append("gates i, f, g are wrong and o is right: the error is in what they share and "
                      "o does not, the cell's gradient dc_total = dc + dh * o * (1 - tanh(c)^2)")
     elif any(len(w) <= 2 for w in gates):
-        named = sorted(set().union(*(w for w in gates if len(w) <= 2)), key="ifgo".index)
+        named = sorted(set().union(*(w for w in gates if len(w) <= 2)), key=lambda w: GATES.index(w[-1]))
         found.append(f"only {' and '.join(named)}: check those blocks' own factors and their "
                      "place in da = [da_i | da_f | da_g | da_o]")
     dx_wrong, dx_right = verdicts.get("dx", ([], []))
