@@ -8,7 +8,8 @@ With no arguments it generates the built-in dataset (data/shapes) if absent, cac
 decodes the val split greedily after every epoch (BLEU-4 picks best.h5), and finally scores
 the test split with best.h5. The run directory holds config.json, log.csv (one row per epoch),
 loss.png, last.h5 and best.h5, metrics.json and captions_test.json. Ctrl-C saves last.h5 and
-exits; --resume continues from it, bit for bit on the CPU.
+exits; --resume continues from it, bit for bit on the CPU. --layers hw/ trains with a student's
+own layer functions (rawcap.student) in place of the textbook's.
 """
 import argparse
 import csv
@@ -32,6 +33,7 @@ from .metrics import format_table
 from .model import Config, init_params, loss_and_grads
 from .optim import NonFiniteError, check_finite, clip_global_norm, learning_rate, make_optimizer
 from .plot import plot_log
+from .student import use_layers
 
 LOG_COLUMNS = ("epoch", "step", "train_loss", "val_bleu1", "val_bleu2", "val_bleu3", "val_bleu4",
                "val_rouge_l", "val_cider", "lr", "seconds", "images_per_s")
@@ -60,6 +62,9 @@ def parse_args(argv=None):
     g.add_argument("--deterministic", action="store_true",
                    help="on a GPU, avoid kernels whose atomic adds make runs differ in the last bits "
                         "(the embedding backward sorts its tokens instead)")
+    g.add_argument("--layers", metavar="FOLDER",
+                   help="train with the functions of an exercise folder (python -m rawcap.exercises "
+                        "make) in place of the textbook layers; their ops run version 0")
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--epochs", type=int, help="epochs in all (default 5; with --resume, the run's own)")
     g.add_argument("--batch-size", type=int, default=32, help="images per batch, each with all its captions")
@@ -168,6 +173,28 @@ def train(args, log=print):
     """Run (or resume) training as `args` say; -> the exit status (0, 130 interrupted, 3 non-finite)."""
     xp = get_device(args.device)
     set_kernels(args.kernels, args.deterministic)
+    layers = getattr(args, "layers", None)
+    if args.resume and not layers and (Path(args.resume) / "config.json").is_file():
+        layers = json.loads((Path(args.resume) / "config.json").read_text())["train"].get("layers")
+    if not layers:
+        return run_training(args, xp, log)
+    with use_layers(layers, require_calls=False) as student:
+        log(f"layers from {layers}: {', '.join(student.functions)}")
+        return run_training(args, xp, log, student)
+
+
+def check_layers_ran(student, log):
+    """After the first step: every student function ran, except the sequence LSTM, which the
+    captioner (one step at a time) never calls."""
+    sequence = [n for n in student.never_called() if n in ("lstm_forward", "lstm_backward")]
+    if sequence:
+        log(f"note: the captioner never calls {', '.join(sequence)} (it runs the LSTM one step at "
+            "a time); python -m rawcap.exercises grade checks them")
+    student.check_called("the first training step", exempt=sequence)
+
+
+def run_training(args, xp, log, student=None):
+    """train's work, on array module xp, with a student's layers in place if `student`."""
     if args.resume:
         params, opt_state, meta = load_checkpoint(Path(args.resume) / "last.h5")
         saved = meta["args"]
@@ -231,6 +258,9 @@ def train(args, log=print):
                 lr = schedule(meta["step"])
                 arrays = [xp.asarray(a) for a in batch[:5]]
                 loss, parts, grads = loss_and_grads(params, config, *arrays, dropout_rng)
+                if student is not None:
+                    check_layers_ran(student, log)
+                    student = None
                 check_finite(loss, grads)
                 if args.clip:
                     clip_global_norm(grads, args.clip)

@@ -127,3 +127,12 @@ def test_one_set_of_layers_at_a_time(key):
         with pytest.raises(RuntimeError, match="in effect already"):
             with use_layers(key, require_calls=False):
                 pass
+
+
+def test_gradcheck_checks_a_student_folder_and_every_function_it_supplies(key, capsys):
+    from rawcap import gradcheck
+    assert gradcheck.main(["--layers", str(key)]) == 0
+    out = capsys.readouterr().out
+    assert "0 failed" in out and "not checked" not in out
+    assert gradcheck.main(["--layers", str(key), "--layer", "lstm_step"]) == 0
+    assert "not checked by this run: lstm_backward, attention_backward" in capsys.readouterr().out
