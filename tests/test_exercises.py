@@ -14,10 +14,10 @@ from rawcap import gradcheck
 from rawcap.exercises.cases import CASES
 from rawcap.exercises.grade import POINTS, grade_folder
 from rawcap.exercises.make import ORDER, make
+from rawcap.exercises.planted import PLANTED, plant
 from rawcap.exercises.solutions import BEGIN, END, cut, exercises, marked_functions
 from rawcap.explain import cs231n_error
 
-from test_student import plant
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -97,20 +97,6 @@ def test_fresh_stubs_get_zero_not_implemented_and_no_traceback(tmp_path):
         assert "not implemented" in test["output"]
     assert done.stdout.count("not implemented") >= len(ORDER)
 
-
-PLANTED = {   # name: (file, the solution's line, the bug, the function that must lose points)
-    "no tanh'(c)": ("lstm", "dc_total = dh * o * (1 - tanh_c ** 2)", "dc_total = dh * o",
-                    "lstm_pointwise_backward"),
-    "dc_prev = dc": ("lstm", "return da, dc_total * f", "return da, dc", "lstm_pointwise_backward"),
-    "i and f swapped": ("lstm", "xp.concatenate([dc_total * g * i * (1 - i),\n"
-                                "                         dc_total * c_prev * f * (1 - f),",
-                        "xp.concatenate([dc_total * c_prev * f * (1 - f),\n"
-                        "                         dc_total * g * i * (1 - i),", "lstm_pointwise_backward"),
-    "softmax without - sum": ("attention", "de = alpha * (dalpha_total - (alpha * dalpha_total).sum(axis=1, keepdims=True))",
-                              "de = alpha * dalpha_total", "attention_backward"),
-    "col2im overwrites": ("conv", "kw:kw + stride * Wo:stride] += dcols", "kw:kw + stride * Wo:stride] = dcols",
-                          "col2im"),
-}
 
 EXPLAINED = {   # name: (gradcheck layer, what --explain must say)
     "no tanh'(c)": ("lstm_pointwise", ["wrong: gate i, gate f, gate g; right: gate o",

@@ -7,6 +7,7 @@ import pytest
 import rawcap
 from rawcap import backend, layers
 from rawcap.exercises.make import make
+from rawcap.exercises.planted import plant
 from rawcap.model import Config, init_params, loss_and_grads
 from rawcap.student import StudentLayerError, load_layers, use_layers
 
@@ -18,13 +19,6 @@ def key(tmp_path):
     """An exercise folder with the solutions left in."""
     make(tmp_path / "key", solutions=True)
     return tmp_path / "key"
-
-
-def plant(folder, module, old, new):
-    path = folder / f"{module}.py"
-    text = path.read_text()
-    assert text.count(old) == 1, f"{old!r} is not in {path}"
-    path.write_text(text.replace(old, new))
 
 
 def model_step(dtype=np.float64):

@@ -6,10 +6,10 @@ import pytest
 from rawcap import train
 from rawcap.checkpoint import load_checkpoint
 from rawcap.exercises.make import make
+from rawcap.exercises.planted import plant_bug
 from rawcap.model import loss_and_grads
 
 from test_cli import TINY, in_workdir, workdir  # noqa: F401  (the tiny dataset's fixtures)
-from test_student import plant
 
 
 def run(out, *more, monkeypatch=None):
@@ -44,7 +44,7 @@ def test_the_untouched_solution_reproduces_the_textbook_run_exactly(in_workdir, 
 
 
 def test_a_planted_bug_still_trains_but_learns_differently(in_workdir, tmp_path, key, monkeypatch, capsys):
-    plant(key, "lstm", "dc_total = dh * o * (1 - tanh_c ** 2)", "dc_total = dh * o")
+    plant_bug(key, "no tanh'(c)")
     status, textbook = run(tmp_path / "textbook", "--kernels", "all=0", monkeypatch=monkeypatch)
     status2, buggy = run(tmp_path / "buggy", "--kernels", "all=0", "--layers", str(key),
                          monkeypatch=monkeypatch)
