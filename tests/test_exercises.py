@@ -62,9 +62,15 @@ def test_make_cuts_only_the_chosen_solutions(tmp_path):
     assert json.loads((tmp_path / "exercises.json").read_text()) == {"exercises": ["lstm_pointwise_backward"]}
 
 
-def test_make_rejects_unknown_names(tmp_path):
+def test_make_rejects_unknown_names_and_keeps_existing_work(tmp_path):
     with pytest.raises(ValueError, match="lstm_pointwise_backwards is not an exercise"):
         make(tmp_path, only=["lstm_pointwise_backwards"])
+    make(tmp_path, only=["col2im"])
+    (tmp_path / "conv.py").write_text("# a student's work")
+    with pytest.raises(ValueError, match=r"conv.py exists \(a student's work\?\)"):
+        make(tmp_path, only=["col2im"])
+    make(tmp_path, only=["col2im"], force=True)
+    assert "def col2im" in (tmp_path / "conv.py").read_text()
 
 
 def test_unbalanced_markers_are_errors_with_the_line():

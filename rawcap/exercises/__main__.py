@@ -22,6 +22,7 @@ def main(argv=None):
                         f"all: {','.join(exercises())})")
     p.add_argument("--solutions", action="store_true",
                    help="keep the solutions in: an answer key that grades full marks")
+    p.add_argument("--force", action="store_true", help="overwrite layer files already in FOLDER")
     p = commands.add_parser("grade", help="grade an exercise folder",
                             description="Run the gradient checks and forward oracles of every function "
                                         "the folder supplies; print points per function.")
@@ -33,7 +34,7 @@ def main(argv=None):
     only = [n.strip() for n in args.only.split(",") if n.strip()] if args.only else None
     if args.command == "make":
         try:
-            chosen = make(args.out, only, args.solutions)
+            chosen = make(args.out, only, args.solutions, args.force)
         except (ValueError, OSError) as e:
             parser.error(str(e))
         kind = "answer key" if args.solutions else "exercises"

@@ -31,9 +31,10 @@ def write_atomic(path, text):
     os.replace(tmp, path)
 
 
-def make(out, only=None, solutions=False):
+def make(out, only=None, solutions=False, force=False):
     """Write the exercise folder `out` for the functions `only` (default: ORDER); solutions=True
-    keeps the solutions in (an answer key). -> the functions, in order."""
+    keeps the solutions in (an answer key). Files already there are an error (they may be a
+    student's work) unless force. -> the functions, in order."""
     every = exercises()
     chosen = list(ORDER if only is None else only)
     unknown = [n for n in chosen if n not in every]
@@ -43,7 +44,11 @@ def make(out, only=None, solutions=False):
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     files = layer_files()
-    for module in dict.fromkeys(every[n] for n in chosen):
+    modules = list(dict.fromkeys(every[n] for n in chosen))
+    there = [out / name for name in [f"{m}.py" for m in modules] + [MANIFEST] if (out / name).exists()]
+    if there and not force:
+        raise ValueError(f"{there[0]} exists (a student's work?): choose another --out, or --force")
+    for module in modules:
         stubs = set() if solutions else {n for n in chosen if every[n] == module}
         write_atomic(out / f"{module}.py", cut(files[module].read_text(), stubs, str(files[module])))
     write_atomic(out / MANIFEST, json.dumps({"exercises": chosen}, indent=1) + "\n")
