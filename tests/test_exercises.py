@@ -3,6 +3,7 @@ to the stubs, and takes points from the right function for each planted bug, whi
 gradcheck --explain then localises to the right gate block, time step or pixels."""
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -152,3 +153,13 @@ def test_cs231n_error_is_entrywise():
     assert cs231n_error(a, a) == 0.0
     assert cs231n_error(a, b) == pytest.approx(1e-9 / 1e-8)      # floored at 1e-8
     assert cs231n_error([2.0], [1.0]) == pytest.approx(1 / 3)
+
+
+def test_a_folder_that_cannot_load_scores_zero_with_the_error(key, tmp_path):
+    plant(key, "loss", "def softmax_cross_entropy_backward(dloss, cache):",
+          "def softmax_cross_entropy_backward(dloss, cache)")
+    done = run_cli("grade", key, "--json", tmp_path / "results.json")
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert re.search(r"loss.py:\d+: ", done.stderr), done.stderr
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["score"] == 0 and "loss.py" in results["output"]

@@ -18,8 +18,8 @@ def main(argv=None):
                                         "FOLDER, each chosen function's solution replaced by a stub.")
     p.add_argument("--out", required=True, metavar="FOLDER", help="the folder to write (e.g. hw/)")
     p.add_argument("--only", metavar="NAMES",
-                   help=f"comma-separated functions (default: {','.join(ORDER)}; "
-                        f"all: {','.join(exercises())})")
+                   help=f"comma-separated functions (default: {', '.join(ORDER)}; "
+                        f"all: {', '.join(exercises())})")
     p.add_argument("--solutions", action="store_true",
                    help="keep the solutions in: an answer key that grades full marks")
     p.add_argument("--force", action="store_true", help="overwrite layer files already in FOLDER")
