@@ -241,7 +241,8 @@ def main(argv=None):
                         help="kernel versions to check, as RAWCAP_KERNELS takes them (e.g. all=1); "
                              "on the CPU this needs NUMBA_ENABLE_CUDASIM=1")
     parser.add_argument("--layers", metavar="FOLDER",
-                        help="check a student's functions (python -m rawcap.exercises make) in place of the layers'")
+                        help="check a student's functions (python -m rawcap.exercises make) "
+                             "in place of the layers'")
     parser.add_argument("--explain", action="store_true",
                         help="break each failing gradient down by gate block, time step or location")
     args = parser.parse_args(argv)

@@ -81,7 +81,8 @@ def test_a_supplied_function_never_called_is_an_error(key):
 def test_a_stub_says_not_implemented_and_names_the_file(tmp_path):
     make(tmp_path / "hw", only=["lstm_pointwise_backward"])
     with use_layers(tmp_path / "hw", require_calls=False):
-        with pytest.raises(NotImplementedError, match=r"hw/lstm.py: lstm_pointwise_backward is not implemented"):
+        with pytest.raises(NotImplementedError,
+                           match=r"hw/lstm.py: lstm_pointwise_backward is not implemented"):
             model_step()
 
 
@@ -91,7 +92,8 @@ def test_names_and_arguments_outside_the_contract_are_errors(key):
                                                 r"rawcap.layers.lstm \(did you mean lstm_step_backward\?\)"):
         load_layers(key)
     plant(key, "lstm", "def lstm_step_backwards(dh, dc, cache)", "def lstm_step_backward(dh, cache, dc)")
-    with pytest.raises(StudentLayerError, match=r"does not match the contract lstm_step_backward\(dh, dc, cache\)"):
+    with pytest.raises(StudentLayerError,
+                       match=r"does not match the contract lstm_step_backward\(dh, dc, cache\)"):
         load_layers(key)
 
 

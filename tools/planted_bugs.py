@@ -43,7 +43,8 @@ def train_recording(argv):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m tools.planted_bugs", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m tools.planted_bugs",
+                                     description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", required=True, help="the folder for losses.csv, summary.json, losses.png")
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--bugs", default=",".join(PLANTED), help="comma-separated names from planted.py")
@@ -88,7 +89,8 @@ def main(argv=None):
     fig.tight_layout()
     fig.savefig(out / "losses.png")
     for name, s in summary.items():
-        print(f"{name:<24} last-epoch loss {s['last_epoch_train_loss']:.4f}   val BLEU-4 {s['val_bleu4']:.4f}")
+        print(f"{name:<24} last-epoch loss {s['last_epoch_train_loss']:.4f}   "
+              f"val BLEU-4 {s['val_bleu4']:.4f}")
     return 0
 
 

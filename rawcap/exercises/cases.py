@@ -124,11 +124,13 @@ CASES = {
                      ("h", "c")) for s in [(1, 1), (3, 2), (2, 5)]],
     "lstm_pointwise_backward": [
         gradient_case(sized("N={} H={}", s), gc.lstm_pointwise_check, *s) for s in [(1, 1), (3, 4), (2, 5)]
-    ] + [gradient_case("N=3 H=4, dc=None", without_second_output(gc.lstm_pointwise_check, "lstm_pointwise"), 3, 4)],
+    ] + [gradient_case("N=3 H=4, dc=None",
+                       without_second_output(gc.lstm_pointwise_check, "lstm_pointwise"), 3, 4)],
     "lstm_step_backward": [
         gradient_case(sized("N={} D={} H={}", s), gc.lstm_step_check, *s)
         for s in [(1, 1, 1), (1, 3, 2), (3, 5, 4), (2, 7, 1)]
-    ] + [gradient_case("N=2 D=5 H=3, dc=None", without_second_output(gc.lstm_step_check, "lstm_step"), 2, 5, 3)],
+    ] + [gradient_case("N=2 D=5 H=3, dc=None",
+                       without_second_output(gc.lstm_step_check, "lstm_step"), 2, 5, 3)],
     "lstm_backward": [
         gradient_case(sized("N={} T={} D={} H={}", s), gc.lstm_check, *s)
         for s in [(1, 1, 1, 1), (1, 1, 3, 2), (2, 4, 5, 3), (3, 5, 1, 2)]],

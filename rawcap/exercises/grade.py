@@ -90,7 +90,8 @@ def table(grades):
     width = max(len(g.function) for g in grades + [Grade("function")])
     lines = [f"{'function':<{width}}  {'points':>9}  {'cases':>7}"]
     for g in grades:
-        lines.append(f"{g.function:<{width}}  {g.score:>5.1f}/{POINTS:<3}  {g.passed:>3}/{g.total:<3}  {g.note}".rstrip())
+        lines.append(f"{g.function:<{width}}  {g.score:>5.1f}/{POINTS:<3}  "
+                     f"{g.passed:>3}/{g.total:<3}  {g.note}".rstrip())
     total = sum(g.score for g in grades)
     lines.append(f"{'total':<{width}}  {total:>5.1f}/{POINTS * len(grades):<3}")
     return lines
@@ -106,8 +107,9 @@ def results_json(grades, error=None):
         "visibility": "visible",
         "tests": [{"name": g.function, "score": g.score, "max_score": POINTS,
                    "status": "passed" if g.passed == g.total else "failed",
-                   "output": "\n".join([f"{g.passed}/{g.total} cases passed" + (f": {g.note}" if g.note else "")]
-                                       + g.details)} for g in grades],
+                   "output": "\n".join([f"{g.passed}/{g.total} cases passed"
+                                        + (f": {g.note}" if g.note else "")] + g.details)}
+                  for g in grades],
     }
 
 

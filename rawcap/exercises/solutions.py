@@ -48,7 +48,8 @@ def cut(source, stubs, where="source"):
                 raise ValueError(f"{where}:{number}: {END} without a {BEGIN}")
             open_at, skipping = None, False
         elif not skipping:
-            out.append(re.sub(r"^from \.\.", "from rawcap.", re.sub(r"^from \.(\w)", r"from rawcap.layers.\1", line)))
+            line = re.sub(r"^from \.(\w)", r"from rawcap.layers.\1", line)     # from .checks
+            out.append(re.sub(r"^from \.\.", "from rawcap.", line))               # from ..backend
     if open_at:
         raise ValueError(f"{where}:{open_at}: {BEGIN} is never closed")
     return "".join(out)
