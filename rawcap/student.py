@@ -124,6 +124,8 @@ def load_layers(folder):
             raise StudentLayerError(f"{path}:{f.__code__.co_firstlineno}: {name}{inspect.signature(f)} "
                                     f"does not match the contract {name}{expected}")
         functions[name] = (owner, f)
+    if not functions:
+        raise StudentLayerError(f"{folder}: supplies no layer functions (see {MANIFEST})")
     return StudentLayers(folder, modules, functions)
 
 
