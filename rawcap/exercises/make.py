@@ -1,6 +1,7 @@
 """Write an exercise folder: copies of the layer files with the chosen solutions cut out."""
 import json
 import os
+import textwrap
 from pathlib import Path
 
 from .solutions import cut, exercises, layer_files
@@ -21,7 +22,7 @@ rawcap derives them. Keep the names and arguments: the grader and the captioner 
     python -m rawcap.gradcheck --layers {folder} --explain    # where a gradient goes wrong
     python -m rawcap.train --layers {folder}                  # the captioner, on your layers
 
-Suggested order: {order}.
+{order}.
 """
 
 
@@ -52,5 +53,6 @@ def make(out, only=None, solutions=False, force=False):
         stubs = set() if solutions else {n for n in chosen if every[n] == module}
         write_atomic(out / f"{module}.py", cut(files[module].read_text(), stubs, str(files[module])))
     write_atomic(out / MANIFEST, json.dumps({"exercises": chosen}, indent=1) + "\n")
-    write_atomic(out / "README.md", README.format(folder=out, order=", ".join(chosen)))
+    order = textwrap.fill(", ".join(chosen), 96, initial_indent="Suggested order: ")
+    write_atomic(out / "README.md", README.format(folder=f"{out.resolve().name}/", order=order))
     return chosen
