@@ -6,10 +6,14 @@ Writes an answer key (python -m rawcap.exercises make --solutions) and one copy 
 rawcap/exercises/planted.py, trains `python -m rawcap.train --layers <copy> --kernels all=0` on
 each with the same seed and data (the built-in dataset by default; any train options after --),
 and records every step's training cross-entropy. Out: losses.csv (step, one column per run),
-summary.json (each run's last-epoch mean loss and val BLEU-4) and losses.png.
+summary.json (each run's last-epoch mean loss and val BLEU-4, or the error that stopped it)
+and losses.png.
 """
 import argparse
+import contextlib
 import csv
+import io
+import itertools
 import json
 import sys
 import tempfile
@@ -27,8 +31,8 @@ from rawcap.model import loss_and_grads  # noqa: E402
 
 
 def train_recording(argv):
-    """train.main(argv), recording each step's cross-entropy -> (exit status, [losses])."""
-    losses = []
+    """train.main(argv), recording each step's cross-entropy -> (exit status, [losses], stderr)."""
+    losses, errors = [], io.StringIO()
 
     def recording(*args):
         loss, parts, grads = loss_and_grads(*args)
@@ -37,9 +41,12 @@ def train_recording(argv):
 
     train.loss_and_grads = recording
     try:
-        return train.main(argv), losses
+        with contextlib.redirect_stderr(errors):
+            status = train.main(argv)
     finally:
         train.loss_and_grads = loss_and_grads
+    print(errors.getvalue(), end="", file=sys.stderr)
+    return status, losses, errors.getvalue().strip()
 
 
 def main(argv=None):
@@ -61,12 +68,12 @@ def main(argv=None):
                 plant_bug(layers, name)
             run_dir = Path(tmp) / f"run-{len(curves)}"
             print(f"== {name}", flush=True)
-            status, curves[name] = train_recording(
+            status, curves[name], error = train_recording(
                 ["--epochs", str(args.epochs), "--kernels", "all=0", "--layers", str(layers),
                  "--test-beam", "1", "--quiet", "--out", str(run_dir), *args.train_options])
             if status != 0:
-                print(f"{name}: train exited with {status}", file=sys.stderr)
-                return status
+                summary[name] = {"exit_status": status, "error": error, "steps": len(curves[name])}
+                continue
             with open(run_dir / "log.csv", newline="") as f:
                 last = list(csv.DictReader(f))[-1]
             summary[name] = {"last_epoch_train_loss": float(last["train_loss"]),
@@ -74,12 +81,14 @@ def main(argv=None):
     with open(out / "losses.csv", "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["step"] + list(curves))
-        for step, row in enumerate(zip(*curves.values()), 1):
-            writer.writerow([step] + [f"{loss:.4f}" for loss in row])
+        for step, row in enumerate(itertools.zip_longest(*curves.values()), 1):
+            writer.writerow([step] + ["" if loss is None else f"{loss:.4f}" for loss in row])
     (out / "summary.json").write_text(json.dumps({"epochs": args.epochs, "train_options": args.train_options,
                                                   "runs": summary}, indent=1) + "\n")
     fig, axis = plt.subplots(figsize=(7, 4), dpi=100)
     for name, losses in curves.items():
+        if len(losses) < 2:
+            continue
         axis.plot(range(1, len(losses) + 1), losses, lw=2.2 if name == "textbook" else 1.2,
                   color="black" if name == "textbook" else None, label=name)
     axis.set_xlabel("step")
@@ -89,8 +98,8 @@ def main(argv=None):
     fig.tight_layout()
     fig.savefig(out / "losses.png")
     for name, s in summary.items():
-        print(f"{name:<24} last-epoch loss {s['last_epoch_train_loss']:.4f}   "
-              f"val BLEU-4 {s['val_bleu4']:.4f}")
+        print(f"{name:<24} " + (f"last-epoch loss {s['last_epoch_train_loss']:.4f}   "
+                                f"val BLEU-4 {s['val_bleu4']:.4f}" if "error" not in s else s["error"]))
     return 0
 
 
