@@ -62,3 +62,21 @@ def test_stubs_and_functions_the_run_never_calls_are_clear_errors(in_workdir, tm
     assert run(tmp_path / "b", "--blind", "--layers", str(key), monkeypatch=monkeypatch)[0] == 2
     err = capsys.readouterr().err
     assert "col2im" in err and "conv2d_backward" in err and "never called by the first training step" in err
+
+
+def test_the_planted_bugs_tool_records_curves_and_stopped_runs(in_workdir, tmp_path):
+    import csv
+    import json
+    from tools import planted_bugs
+    out = tmp_path / "curves"
+    assert planted_bugs.main(["--epochs", "1", "--bugs", "no tanh'(c),dc_prev = dc", "--out", str(out),
+                              "--", "--data-dir", "shapes", *TINY]) == 0
+    with open(out / "losses.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 5 and rows[0]["textbook"] == rows[0]["no tanh'(c)"]
+    assert rows[-1]["textbook"] != rows[-1]["no tanh'(c)"] and rows[0]["dc_prev = dc"] == ""
+    runs = json.loads((out / "summary.json").read_text())["runs"]
+    assert runs["textbook"]["steps"] == 5 and "val_bleu4" in runs["no tanh'(c)"]
+    # dc_prev = dc returns None at the last step; the model's c0 backward then stops the run.
+    assert runs["dc_prev = dc"]["exit_status"] == 2 and "tanh_backward" in runs["dc_prev = dc"]["error"]
+    assert (out / "losses.png").stat().st_size > 0
