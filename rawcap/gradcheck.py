@@ -254,7 +254,7 @@ def main(argv=None):
 
     from .explain import explain
     from .student import StudentLayerError, use_layers
-    rows, explained = [], []
+    rows, explained, layer = [], [], None
     try:
         with use_layers(args.layers, require_calls=False) if args.layers else nullcontext() as student:
             for layer in args.layer or CHECKS:
@@ -267,6 +267,9 @@ def main(argv=None):
                 student.check_called("python -m rawcap.gradcheck")
     except (StudentLayerError, NotImplementedError) as e:
         print(f"error: {e}", file=sys.stderr)
+        return 2
+    except RuntimeError as e:       # a CUDA kernel pinned on NumPy arrays, no simulator
+        print(f"error: --kernels {args.kernels}: {layer}: {e}", file=sys.stderr)
         return 2
 
     header = ("layer", "gradient", "shape", "max relative error", "ok")
