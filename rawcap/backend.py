@@ -10,8 +10,9 @@ The hot layer functions have more than one implementation, numbered per op:
 
 `ops.<function>(...)` calls the version in effect for the arrays it is given (its first array
 argument decides): version 0 on NumPy arrays, the op's default kernel version (its module's
-DEFAULT) on CuPy arrays. A version that lacks one of the op's functions uses version 0's. Versions can be pinned for study and
-benchmarks, on either kind of array (kernels on NumPy arrays need Numba's CUDA simulator):
+DEFAULT) on CuPy arrays. A version that lacks one of the op's functions uses version 0's.
+Versions can be pinned for study and benchmarks, on either kind of array (kernels on NumPy
+arrays need Numba's CUDA simulator):
 
     RAWCAP_KERNELS="lstm_pointwise=0,softmax_ce=1" python -m rawcap.train --device cuda
     python -m rawcap.train --device cuda --kernels all=0          # the plain CuPy layers
