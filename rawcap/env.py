@@ -57,6 +57,13 @@ def gpu_lines():
         return [f"GPU: not usable: {e}"]
 
 
+def cpu_threads_line():
+    """Which threading layer Numba's parallel CPU loops run on, with how many threads."""
+    from kernels.cpu import blas_threads, threading_layer
+    layer, threads = threading_layer()
+    return f"CPU threads: Numba {layer} layer, {threads} threads; BLAS {blas_threads()} threads"
+
+
 def kernel_lines():
     """The versions of every op, and the one `--device cuda` runs by default."""
     return [f"  {op:<15} versions {versions(op)}, default on a GPU {default_version(op)}"
@@ -75,6 +82,7 @@ def report():
         lines.append("NUMBA_ENABLE_CUDASIM=1: kernels run in Numba's CUDA simulator")
     if os.environ.get("RAWCAP_KERNELS"):
         lines.append(f"RAWCAP_KERNELS={os.environ['RAWCAP_KERNELS']}")
+    lines.append(cpu_threads_line())
     lines += gpu_lines()
     lines.append("kernels:")
     lines += kernel_lines()
