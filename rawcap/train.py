@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 from .backend import get_device, set_kernels, to_numpy
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from .data.batches import CaptionBatches, channel_stats
+from .data.batches import CaptionBatches, channel_stats, check_batch
 from .data.cache import open_cache, prepare
 from .data.shapes import generate_shapes
 from .evaluate import evaluate_split, write_json
@@ -229,6 +229,7 @@ def train(args, log=print):
                 step_rng = dropout_rng.bit_generator.state
                 tick = time.time()
                 lr = schedule(meta["step"])
+                check_batch(batch, config.vocab_size)       # on the host: no device sync
                 arrays = [xp.asarray(a) for a in batch[:5]]
                 loss, parts, grads = loss_and_grads(params, config, *arrays, dropout_rng)
                 check_finite(loss, grads)
