@@ -5,7 +5,7 @@ Version 0 builds u = proj + (h @ Wh)[:, None, :], then z = tanh(u), then e = z @
 context with stacked matrix products over [N, L, A] and [N, L, D], each a separate pass; its
 backward makes [N, L, A] temporaries for (1 - z^2), v * (1 - z^2) and du.
 
-version 2   forward: after the GEMM h @ Wh, one parallel loop over n makes z = tanh(proj + h @ Wh),
+version 3   forward: after the GEMM h @ Wh, one parallel loop over n makes z = tanh(proj + h @ Wh),
             the scores e = z @ v, their softmax and the context in a single sweep over proj[n]
             and feats[n]. In float32 the tanh is a rational approximation in plain arithmetic
             (tanh_float32, within a few ulps), so the loop vectorises: a libm tanh per element
@@ -22,7 +22,7 @@ from numba.extending import overload
 from rawcap.layers.attention import check_attention_inputs
 from rawcap.layers.checks import check_grad
 
-DEFAULT = 2
+DEFAULT = 3
 
 
 @njit(cache=True, fastmath=True, error_model="numpy")
@@ -116,7 +116,7 @@ def _backward(feats, z, alpha, v, dcontext, dalpha, dfeats, dproj, du_sum, dv_ro
         dv_rows[n] = dv_row
 
 
-def attention_forward_v2(feats, proj, h, Wh, v):
+def attention_forward_v3(feats, proj, h, Wh, v):
     """feats[N, L, D], proj[N, L, A], h[N, H], Wh[H, A], v[A] -> context[N, D], alpha[N, L], cache."""
     check_attention_inputs(feats, proj, h, Wh, v)
     N, L, D = feats.shape
@@ -128,7 +128,7 @@ def attention_forward_v2(feats, proj, h, Wh, v):
     return context, alpha, (feats, h, Wh, v, z, alpha)
 
 
-def attention_backward_v2(dcontext, dalpha, cache):
+def attention_backward_v3(dcontext, dalpha, cache):
     """dcontext[N, D], dalpha[N, L] or None -> dfeats, dproj, dh, dWh, dv (as the layer)."""
     feats, h, Wh, v, z, alpha = cache
     N, L, D = feats.shape
