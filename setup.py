@@ -19,6 +19,7 @@ setup(
         "numba>=0.58",
         "tqdm>=4.60",
         "matplotlib>=3.5",
+        "threadpoolctl>=3.0",      # Numba gets as many CPU threads as BLAS has (kernels/cpu)
     ],
     extras_require={
         # CuPy and numba-cuda come per CUDA major version: [cuda] for a CUDA 13 driver,

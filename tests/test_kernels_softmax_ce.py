@@ -14,7 +14,7 @@ from rawcap.backend import to_numpy, versions
 from rawcap.gradcheck import softmax_cross_entropy_check
 
 pytestmark = pytest.mark.gpu
-KERNELS = versions("softmax_ce")[1:]
+KERNELS = versions("softmax_ce", "cuda")[1:]
 
 
 def loss_args(xp, dtype, N, T, V, seed=0, scale=1.0):
