@@ -3,25 +3,31 @@
 Layers never import CuPy themselves; they ask `array_module(x)` for the module that owns `x`,
 so one source serves both devices.
 
-The hot layer functions have more than one implementation, numbered per op:
+The hot layer functions have more than one implementation, numbered per op in one sequence:
 
     version 0      the layer in rawcap.layers (or rawcap.optim), on NumPy or CuPy arrays
-    version 1, 2   Numba CUDA kernels in kernels/<module>.py, named <function>_v<k>
+    version k      a Numba CUDA kernel in kernels/<module>.py, named <function>_v<k> (CuPy arrays)
+    version k      a CPU version in kernels/cpu/<module>.py, named <function>_v<k> (NumPy arrays:
+                   Numba @njit loops or restructured NumPy)
 
-`ops.<function>(...)` calls the version in effect for the arrays it is given: version 0 on NumPy
-arrays, the op's default kernel version (its module's DEFAULT) on CuPy arrays. A version that
-lacks one of the op's functions uses version 0's. Versions can be pinned for study and
-benchmarks, on either kind of array (kernels on NumPy arrays need Numba's CUDA simulator):
+`ops.<function>(...)` calls the version in effect for the arrays it is given (its first array
+argument decides): the op's CPU default (kernels/cpu/<module>.py's DEFAULT; version 0 if it has
+none) on NumPy arrays, its GPU default (kernels/<module>.py's DEFAULT) on CuPy arrays. A version
+that lacks one of the op's functions uses version 0's. Versions can be pinned for study and
+benchmarks; a CUDA version runs on NumPy arrays under Numba's CUDA simulator, a CPU version on
+NumPy arrays only:
 
     RAWCAP_KERNELS="lstm_pointwise=0,softmax_ce=1" python -m rawcap.train --device cuda
-    python -m rawcap.train --device cuda --kernels all=0          # the plain CuPy layers
+    python -m rawcap.train --kernels all=0          # the plain layers, on either device
 
 Deterministic mode (`set_kernels(deterministic=True)`, train's --deterministic) replaces every
 default version that adds with atomics, whose order of additions changes from run to run, by the
 highest version that does not (a module's ATOMIC set lists them).
 """
 import importlib
+import importlib.util
 import os
+import time
 from contextlib import contextmanager
 
 import numpy as np
@@ -76,17 +82,31 @@ def to_numpy(x):
     return x.get() if hasattr(x, "get") else np.asarray(x)
 
 
-def versions(op):
-    """The versions of `op`: [0, 1, ...] (0 is the layer; the rest are its kernel module's)."""
+DEVICES = ("cuda", "cpu")
+
+
+def versions(op, device=None):
+    """The versions of `op`: [0, 1, ...] (0 is the layer, which runs on both devices; the rest
+    are its CUDA module's and its CPU module's). device "cuda" or "cpu": only 0 and that device's."""
     if op not in OPS:
         raise ValueError(f"unknown op {op!r}; the ops are {', '.join(OPS)}")
+    if device not in (None, *DEVICES):
+        raise ValueError(f"unknown device {device!r}: use cpu or cuda")
     found = {0}
-    for name in vars(_kernel_module(op)):
-        for function in OPS[op][2]:
-            suffix = name[len(function) + 2:]
-            if name.startswith(function + "_v") and suffix.isdigit():
-                found.add(int(suffix))
+    for where in ([device] if device else DEVICES):
+        for name in vars(_kernel_module(op, where) or object):
+            for function in OPS[op][2]:
+                suffix = name[len(function) + 2:]
+                if name.startswith(function + "_v") and suffix.isdigit():
+                    found.add(int(suffix))
     return sorted(found)
+
+
+def device_of(op, version):
+    """"cpu" or "cuda": the device version `version` of `op` runs on (None for version 0: both)."""
+    if version == 0:
+        return None
+    return "cpu" if version in versions(op, "cpu") else "cuda"
 
 
 def parse_kernels(spec):
@@ -107,6 +127,7 @@ def parse_kernels(spec):
 class _Settings:
     pins = {}                   # op -> version, on every kind of array
     deterministic = False
+    profile = None              # a rawcap.profile.Profile while one records ops' times
 
 
 def set_kernels(spec=None, deterministic=False):
@@ -137,34 +158,79 @@ def version_in_effect(op, xp):
     """The version `ops` runs for `op` on arrays of module `xp` (numpy or cupy)."""
     if op in _Settings.pins:
         return _Settings.pins[op]
-    if xp is np:
-        return 0
-    version = default_version(op)
-    atomic = getattr(_kernel_module(op), "ATOMIC", set())
+    device = "cpu" if xp is np else "cuda"
+    version = default_version(op, device)
+    atomic = getattr(_kernel_module(op, device), "ATOMIC", set())
     if _Settings.deterministic and version in atomic:
-        version = max(v for v in versions(op) if v not in atomic)
+        version = max(v for v in versions(op, device) if v not in atomic)
     return version
 
 
-def default_version(op):
-    """The version of `op` that runs on a GPU unless pinned: its kernel module's DEFAULT."""
-    return _kernel_module(op).DEFAULT
+def default_version(op, device="cuda"):
+    """The version of `op` that runs on `device` unless pinned: the DEFAULT of its kernel module
+    for that device (version 0 where the device has none)."""
+    return getattr(_kernel_module(op, device), "DEFAULT", 0)
+
+
+# Layer functions that stand in for version 0 (a student's: rawcap.student.use_layers).
+_version_0_replaced = {}
+
+
+@contextmanager
+def version_0_replaced(functions, pin_ops):
+    """`with version_0_replaced({function: callable}, ops): ...` runs the block with these
+    callables as version 0 of their functions and the ops `pin_ops` pinned to version 0."""
+    before = dict(_version_0_replaced), _Settings.pins
+    _version_0_replaced.update(functions)
+    _Settings.pins = {**_Settings.pins, **{op: 0 for op in pin_ops}}
+    try:
+        yield
+    finally:
+        _version_0_replaced.clear()
+        _version_0_replaced.update(before[0])
+        _Settings.pins = before[1]
 
 
 def implementation(function, version):
     """The callable that is version `version` of layer function `function`."""
+    if version == 0 and function in _version_0_replaced:
+        return _version_0_replaced[function]
     op = OP_OF[function]
     if version != 0:
-        kernel = getattr(_kernel_module(op), f"{function}_v{version}", None)
-        if kernel is not None:
-            return kernel
         if version not in versions(op):
             raise ValueError(f"{op} has no version {version}; it has {versions(op)}")
+        kernel = getattr(_kernel_module(op, device_of(op, version)), f"{function}_v{version}", None)
+        if kernel is not None:
+            return kernel
     return getattr(importlib.import_module(OPS[op][0]), function)
 
 
-def _kernel_module(op):
-    return importlib.import_module(OPS[op][1])
+def _kernel_module(op, device="cuda"):
+    """The module of `op`'s versions for `device`: kernels/<module>.py for "cuda",
+    kernels/cpu/<module>.py for "cpu" (None if the op has no CPU versions)."""
+    name = OPS[op][1]
+    if device == "cuda":
+        return importlib.import_module(name)
+    name = name.replace("kernels.", "kernels.cpu.", 1)
+    if importlib.util.find_spec(name) is None:
+        return None
+    return importlib.import_module(name)
+
+
+@contextmanager
+def profiling(profile):
+    """`with profiling(p): ...` has every `ops` call in the block add its time to
+    p.record(function, version, seconds) (the device synchronised around each call)."""
+    before, _Settings.profile = _Settings.profile, profile
+    try:
+        yield profile
+    finally:
+        _Settings.profile = before
+
+
+def _synchronize(xp):
+    if xp is not np:
+        xp.cuda.Device().synchronize()
 
 
 class _Ops:
@@ -174,9 +240,22 @@ class _Ops:
         if function not in OP_OF:
             raise AttributeError(f"rawcap.backend.ops has no {function!r}; it has {sorted(OP_OF)}")
 
-        def call(first, *args, **kwargs):
-            version = version_in_effect(OP_OF[function], array_module(first))
-            return implementation(function, version)(first, *args, **kwargs)
+        def call(*args, **kwargs):
+            # The first array argument decides (softmax-CE's backward takes dloss, maybe a number, first).
+            xp = array_module(next((a for a in args if hasattr(a, "shape")), args[0]))
+            version = version_in_effect(OP_OF[function], xp)
+            if xp is not np and device_of(OP_OF[function], version) == "cpu":
+                raise ValueError(f"{function} version {version} runs on the CPU (NumPy arrays), "
+                                 f"not on CuPy arrays: pin a CUDA version or 0")
+            run = implementation(function, version)
+            if _Settings.profile is None:
+                return run(*args, **kwargs)
+            _synchronize(xp)
+            start = time.perf_counter()
+            result = run(*args, **kwargs)
+            _synchronize(xp)
+            _Settings.profile.record(function, version, time.perf_counter() - start)
+            return result
 
         call.__name__ = function
         return call

@@ -2,6 +2,7 @@
 
     python -m rawcap.bench [--device cpu|cuda] [--batch-size 32] [--captions-per-image 5] [--steps 10]
     python -m rawcap.bench --compare-torch          # then the same step in PyTorch, for scale
+    python -m rawcap.bench --profile                # then where a step goes, op by op
 
 Warm-up steps first, then the median of `--steps` timed steps of each part; the figure that
 matters (images per second through a whole step) is printed last.
@@ -13,6 +14,11 @@ the median whole step of each and their ratio. It needs PyTorch and a checkout o
 those come from the environment when NumPy is imported ($OPENBLAS_NUM_THREADS, else
 $OMP_NUM_THREADS, else one per CPU): `OMP_NUM_THREADS=2 python -m rawcap.bench --compare-torch`
 runs both sides on two threads.
+
+--profile times every call of an op of rawcap.backend (the device synchronised around each)
+during the timed steps and prints a table: op function, version, calls and milliseconds per
+step, share of the step; the rest of the step (the GEMMs of the affine and LSTM layers, the
+model's glue) is one line.
 """
 import argparse
 import importlib.util
@@ -23,7 +29,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .backend import OPS, get_device, set_kernels, version_in_effect
+from collections import defaultdict
+from contextlib import nullcontext
+
+from .backend import OPS, get_device, profiling, set_kernels, version_in_effect
 from .model import Config, backward, forward, init_params
 from .optim import make_optimizer
 
@@ -72,6 +81,45 @@ def compare_torch(reference, config, args, rawcap_seconds):
     print(f"  rawcap / PyTorch = {rawcap_seconds / seconds:.2f}  (above 1: rawcap is slower)")
 
 
+class Profile:
+    """Calls and seconds per (op function, version), as rawcap.backend.profiling records them."""
+
+    def __init__(self):
+        self.calls = defaultdict(int)
+        self.seconds = defaultdict(float)
+
+    def record(self, function, version, seconds):
+        self.calls[function, version] += 1
+        self.seconds[function, version] += seconds
+
+    def table(self, steps, step_seconds):
+        """Lines of the table, the costliest op first; step_seconds: the mean whole step."""
+        lines = [f"  {'op function':<32} {'version':>7} {'calls':>6} {'ms/step':>9} {'% step':>7}"]
+        for key in sorted(self.seconds, key=self.seconds.get, reverse=True):
+            ms = 1e3 * self.seconds[key] / steps
+            lines.append(f"  {key[0]:<32} {key[1]:>7} {self.calls[key] // steps:>6} {ms:9.1f} "
+                         f"{100 * ms / (1e3 * step_seconds):6.1f}%")
+        rest = step_seconds - sum(self.seconds.values()) / steps
+        lines.append(f"  {'the rest: GEMMs, model glue':<32} {'':>7} {'':>6} {1e3 * rest:9.1f} "
+                     f"{100 * rest / step_seconds:6.1f}%")
+        return lines
+
+
+def timed_step(xp, params, config, batch, rng, optimizer):
+    """One training step -> the perf_counter marks before and after forward, backward, optimizer."""
+    marks = [time.perf_counter()]
+    _, _, cache = forward(params, config, *batch, rng)
+    synchronize(xp)
+    marks.append(time.perf_counter())
+    grads = backward(cache)
+    synchronize(xp)
+    marks.append(time.perf_counter())
+    optimizer.step(params, grads, 1e-3)
+    synchronize(xp)
+    marks.append(time.perf_counter())
+    return marks
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(prog="python -m rawcap.bench", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -89,6 +137,9 @@ def main(argv=None):
     p.add_argument("--attention-size", type=int, default=64)
     p.add_argument("--steps", type=int, default=10, help="timed steps")
     p.add_argument("--warmup", type=int, default=2, help="untimed steps first")
+    p.add_argument("--profile", action="store_true",
+                   help="time every op of the step and print a table: version, calls, ms per "
+                        "step, share of the step")
     p.add_argument("--compare-torch", action="store_true",
                    help="then time the same model in PyTorch (tools/torch_reference.py; needs "
                         "PyTorch and a checkout, run from the repository)")
@@ -120,17 +171,11 @@ def main(argv=None):
 
     times = {"forward": [], "backward": [], "optimizer": []}
     whole_steps = []
+    profile = Profile() if args.profile else None
     for step in range(args.warmup + args.steps):
-        marks = [time.perf_counter()]
-        _, _, cache = forward(params, config, *batch, rng)
-        synchronize(xp)
-        marks.append(time.perf_counter())
-        grads = backward(cache)
-        synchronize(xp)
-        marks.append(time.perf_counter())
-        optimizer.step(params, grads, 1e-3)
-        synchronize(xp)
-        marks.append(time.perf_counter())
+        recording = profiling(profile) if profile and step >= args.warmup else nullcontext()
+        with recording:
+            marks = timed_step(xp, params, config, batch, rng, optimizer)
         if step >= args.warmup:
             for name, start, end in zip(times, marks, marks[1:]):
                 times[name].append(end - start)
@@ -148,6 +193,9 @@ def main(argv=None):
         print(f"  {name:<10} {ms:9.1f} ms")
     print(f"  {'step':<10} {total:9.1f} ms  (the sum of the three medians)")
     print(f"{B_img / total * 1e3:.1f} images/s ({B / total * 1e3:.0f} captions/s)")
+    if profile:
+        print(f"where a step goes (--profile: mean of the {args.steps} timed steps):")
+        print("\n".join(profile.table(args.steps, float(np.mean(whole_steps)))))
     if args.compare_torch:
         compare_torch(reference, config, args, float(np.median(whole_steps)))
     return 0

@@ -57,10 +57,17 @@ def gpu_lines():
         return [f"GPU: not usable: {e}"]
 
 
+def cpu_threads_line():
+    """Which threading layer Numba's parallel CPU loops run on, with how many threads."""
+    from kernels.cpu import blas_threads, threading_layer
+    layer, threads = threading_layer()
+    return f"CPU threads: Numba {layer} layer, {threads} threads; BLAS {blas_threads()} threads"
+
+
 def kernel_lines():
-    """The versions of every op, and the one `--device cuda` runs by default."""
-    return [f"  {op:<15} versions {versions(op)}, default on a GPU {default_version(op)}"
-            for op in OPS]
+    """The versions of every op (CPU and CUDA ones), and the default on each device."""
+    return [f"  {op:<15} CPU versions {versions(op, 'cpu')} (default {default_version(op, 'cpu')}), "
+            f"CUDA versions {versions(op, 'cuda')} (default {default_version(op)})" for op in OPS]
 
 
 def blas():
@@ -88,6 +95,7 @@ def report():
         lines.append("NUMBA_ENABLE_CUDASIM=1: kernels run in Numba's CUDA simulator")
     if os.environ.get("RAWCAP_KERNELS"):
         lines.append(f"RAWCAP_KERNELS={os.environ['RAWCAP_KERNELS']}")
+    lines.append(cpu_threads_line())
     lines += gpu_lines()
     lines.append("kernels:")
     lines += kernel_lines()

@@ -302,7 +302,7 @@ def backward(cache):
     grads = {name: xp.zeros_like(p) for name, p in trainable(params).items()}
     cross_entropy, ce_cache = ce_cache
     if cross_entropy:
-        dlogits = ops.softmax_cross_entropy_backward(ce_cache)
+        dlogits = ops.softmax_cross_entropy_backward(1.0, ce_cache)
     else:
         dlogits = nn.policy_gradient_backward(ce_cache)
     ddropped, grads["out_w"], grads["out_b"] = nn.affine_backward(dlogits, out)

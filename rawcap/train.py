@@ -11,8 +11,9 @@ the test split with best.h5. The run directory holds config.json, log.csv (one r
 loss.png, last.h5 and best.h5, metrics.json and captions_test.json, and belongs to this run
 alone (rawcap/run_dir.py: a used folder is refused unless --overwrite, a lock refuses a second
 process). Every option is checked before anything is read or created. Ctrl-C (or kill -9) stops
-the run; --resume continues from last.h5, bit for bit on the CPU. --scst fine-tunes a trained
-model on the CIDEr-D of its own sampled captions (self-critical training, rawcap/scst.py).
+the run; --resume continues from last.h5, bit for bit on the CPU. --layers hw/ trains with a
+student's own layer functions (rawcap.student) in place of the textbook's. --scst fine-tunes a
+trained model on the CIDEr-D of its own sampled captions (self-critical training, rawcap/scst.py).
 """
 import argparse
 import json
@@ -20,6 +21,7 @@ import signal
 import sys
 import threading
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -40,6 +42,7 @@ from .optim import NonFiniteError, check_finite, clip_global_norm, learning_rate
 from .run_dir import Run, check_free
 from .scst import CiderReward
 from .scst import loss_and_grads as scst_loss_and_grads
+from .student import load_layers
 
 DEFAULT_EPOCHS = 5
 DATASETS = ("shapes", "flickr8k", "flickr30k", "coco", "custom")
@@ -93,6 +96,9 @@ def build_parser():
     g.add_argument("--deterministic", action="store_true",
                    help="on a GPU, avoid kernels whose atomic adds make runs differ in the last bits "
                         "(the embedding backward sorts its tokens instead)")
+    g.add_argument("--layers", metavar="FOLDER",
+                   help="train with the functions of an exercise folder (python -m rawcap.exercises "
+                        "make) in place of the textbook layers; their ops run version 0")
     g.add_argument("--seed", type=int, default=0, help="seed of the weights, batch order and dropout")
     g.add_argument("--epochs", type=positive_int,
                    help=f"epochs in all (default {DEFAULT_EPOCHS}; with --resume, the run's own)")
@@ -173,6 +179,8 @@ def check_args(args, parser):
         if size % blocks:
             raise ValueError(f"--image-size {size} must be a multiple of 2^{len(args.channels)} = "
                              f"{blocks} (one 2x pooling per entry of --channels {args_channels(args)})")
+    if args.layers:
+        load_layers(args.layers)            # a StudentLayerError (a ValueError) names the file
     check_free(out_dir(args), overwrite=args.overwrite)
     set_kernels(args.kernels, args.deterministic)
 
@@ -305,13 +313,28 @@ def train(args, log=print):
     set_kernels(args.kernels, args.deterministic)
     args, run, cache, config, params, opt_state, meta = (resume_run if args.resume else start_run)(args, log)
     try:
-        return train_in(run, args, xp, cache, config, params, opt_state, meta, log)
+        student = load_layers(args.layers) if getattr(args, "layers", None) else None
+        with student.installed() if student else nullcontext():
+            if student:
+                log(f"layers from {args.layers}: {', '.join(student.functions)}")
+            return train_in(run, args, xp, cache, config, params, opt_state, meta, log, student)
     finally:
         run.release()
 
 
-def train_in(run, args, xp, cache, config, params, opt_state, meta, log):
-    """The training loop, then the test scores: train()'s body once the run folder is claimed."""
+def check_layers_ran(student, log):
+    """After the first step: every student function ran, except the sequence LSTM, which the
+    captioner (one step at a time) never calls."""
+    sequence = [n for n in student.never_called() if n in ("lstm_forward", "lstm_backward")]
+    if sequence:
+        log(f"note: the captioner never calls {', '.join(sequence)} (it runs the LSTM one step at "
+            "a time); python -m rawcap.exercises grade checks them")
+    student.check_called("the first training step", exempt=sequence)
+
+
+def train_in(run, args, xp, cache, config, params, opt_state, meta, log, student=None):
+    """The training loop, then the test scores: train()'s body once the run folder is claimed
+    (with a student's layers in place if `student`: rawcap.student)."""
     params = {k: xp.asarray(v) for k, v in params.items()}
     optimizer = make_optimizer(args.optimizer, trainable(params))
     if opt_state is not None:
@@ -361,6 +384,9 @@ def train_in(run, args, xp, cache, config, params, opt_state, meta, log):
                                                              batch.image_rows, reward, dropout_rng)
                 else:
                     loss, parts, grads = loss_and_grads(params, config, *arrays, dropout_rng, statistics)
+                if student is not None:
+                    check_layers_ran(student, log)
+                    student = None
                 check_finite(loss, grads)
                 if args.clip:
                     clip_global_norm(grads, args.clip)

@@ -59,10 +59,36 @@ def test_environment_variable_is_read(monkeypatch):
         set_kernels()
 
 
-def test_numpy_runs_version_0_and_a_gpu_the_default():
+def test_numpy_runs_the_cpu_default_and_a_gpu_the_gpu_default():
+    for op in OPS:
+        cpu_default = backend.default_version(op, "cpu")
+        assert version_in_effect(op, np) == cpu_default
+        assert cpu_default == 0 or backend.device_of(op, cpu_default) == "cpu", op
+        assert version_in_effect(op, GPU) == backend.default_version(op) >= 1
+        assert backend.device_of(op, backend.default_version(op)) == "cuda", op
+
+
+def test_versions_by_device():
+    cpu, cuda = versions("conv2d", "cpu"), versions("conv2d", "cuda")
+    assert cpu[0] == cuda[0] == 0 and len(cpu) > 1 and len(cuda) > 1
+    assert sorted(set(cpu) | set(cuda)) == versions("conv2d")
+    assert set(cpu) & set(cuda) == {0}, "one number, one version"
+    with pytest.raises(ValueError, match="unknown device"):
+        versions("conv2d", "tpu")
+
+
+def test_a_cpu_version_refuses_gpu_arrays(monkeypatch):
+    cpu_version = versions("conv2d", "cpu")[-1]
+    set_kernels(f"conv2d={cpu_version}")
+    monkeypatch.setattr(backend, "array_module", lambda x: GPU)
+    with pytest.raises(ValueError, match="runs on the CPU"):
+        ops.conv2d_forward(np.zeros((1, 1, 3, 3)), np.zeros((1, 1, 3, 3)), None)
+
+
+def test_all_0_runs_the_layers_on_numpy():
+    set_kernels("all=0")
     for op in OPS:
         assert version_in_effect(op, np) == 0
-        assert version_in_effect(op, GPU) == backend.default_version(op) >= 1
 
 
 def test_pins_apply_to_every_kind_of_array():
@@ -85,6 +111,7 @@ def test_deterministic_mode_avoids_atomic_defaults():
 def test_ops_dispatches_on_the_pins():
     x = np.random.default_rng(0).standard_normal((2, 8))
     c = np.zeros((2, 2))
+    set_kernels("lstm_pointwise=0")
     h0, c0, _ = ops.lstm_pointwise_forward(x, c)
     set_kernels("lstm_pointwise=1")          # the kernel, under the simulator (conftest)
     h1, c1, cache = ops.lstm_pointwise_forward(x, c)

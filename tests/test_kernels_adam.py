@@ -7,7 +7,7 @@ from rawcap.backend import set_kernels, versions
 from rawcap.optim import Adam
 
 pytestmark = pytest.mark.gpu
-KERNELS = versions("adam")[1:]
+KERNELS = versions("adam", "cuda")[1:]
 
 
 @pytest.mark.parametrize("version", KERNELS)

@@ -14,7 +14,7 @@ from rawcap.backend import to_numpy, versions
 from rawcap.gradcheck import attention_check
 
 pytestmark = pytest.mark.gpu
-KERNELS = versions("attention")[1:]
+KERNELS = versions("attention", "cuda")[1:]
 
 
 def attention_args(xp, dtype, N, L, D, H, A, seed=0):

@@ -12,7 +12,7 @@ from rawcap.backend import to_numpy, versions
 from rawcap.gradcheck import bias_relu_check
 
 pytestmark = pytest.mark.gpu
-KERNELS = versions("bias_relu")[1:]
+KERNELS = versions("bias_relu", "cuda")[1:]
 
 
 @pytest.mark.parametrize("version", KERNELS)

@@ -12,7 +12,7 @@ from rawcap.backend import versions
 from rawcap.gradcheck import conv2d_check
 
 pytestmark = pytest.mark.gpu
-KERNELS = versions("conv2d")[1:]
+KERNELS = versions("conv2d", "cuda")[1:]
 
 
 @pytest.mark.parametrize("version", KERNELS)

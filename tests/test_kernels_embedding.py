@@ -14,7 +14,7 @@ from rawcap.backend import versions
 from rawcap.gradcheck import embedding_check
 
 pytestmark = pytest.mark.gpu
-KERNELS = versions("embedding")[1:]
+KERNELS = versions("embedding", "cuda")[1:]
 
 
 @pytest.mark.parametrize("version", KERNELS)

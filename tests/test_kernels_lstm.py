@@ -12,7 +12,7 @@ from rawcap.backend import versions
 from rawcap.gradcheck import lstm_pointwise_check
 
 pytestmark = pytest.mark.gpu
-KERNELS = versions("lstm_pointwise")[1:]
+KERNELS = versions("lstm_pointwise", "cuda")[1:]
 
 
 @pytest.mark.parametrize("version", KERNELS)

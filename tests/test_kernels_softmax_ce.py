@@ -14,7 +14,7 @@ from rawcap.backend import to_numpy, versions
 from rawcap.gradcheck import softmax_cross_entropy_check
 
 pytestmark = pytest.mark.gpu
-KERNELS = versions("softmax_ce")[1:]
+KERNELS = versions("softmax_ce", "cuda")[1:]
 
 
 def loss_args(xp, dtype, N, T, V, seed=0, scale=1.0):
@@ -35,8 +35,8 @@ def forward_and_backward(version, logits, targets, mask, overwrite_logits):
     logits = logits.copy()
     loss, cache = run_version("softmax_cross_entropy_forward", version, logits, targets, mask,
                               overwrite_logits=overwrite_logits)
-    return (loss, run_version("softmax_cross_entropy_backward", version, cache),
-            run_version("softmax_cross_entropy_backward", version, cache, 2.5)), logits
+    return (loss, run_version("softmax_cross_entropy_backward", version, 1.0, cache),
+            run_version("softmax_cross_entropy_backward", version, 2.5, cache)), logits
 
 
 @pytest.mark.parametrize("version", KERNELS)

@@ -67,7 +67,7 @@ def softmax_ce_case(N, T, V):
 
     def run(version, args):
         loss, cache = fn("softmax_cross_entropy_forward", version)(*args)
-        return loss, fn("softmax_cross_entropy_backward", version)(cache)
+        return loss, fn("softmax_cross_entropy_backward", version)(1.0, cache)
 
     def torch_run(args):
         import torch
@@ -309,7 +309,7 @@ def lstm_sequence_case(N, T, D, H):
     # every GEMM of forward and backward: x @ Wx, h @ Wh (2NT*4H*(D+H)), three times over
     return Case("lstm_sequence", f"N={N} T={T} D={D} H={H}", inputs, run,
                 flops=3 * 2 * N * T * 4 * H * (D + H), torch=torch_run,
-                versions=tuple(versions("lstm_pointwise")))
+                versions=tuple(versions("lstm_pointwise", "cuda")))
 
 
 def cases(tiny):

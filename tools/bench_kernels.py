@@ -100,7 +100,7 @@ def torch_on_gpu():
 def measure(case, xp, timer, bandwidth, torch):
     """The rows of one case: version 0, the kernels, and torch when it is at hand."""
     args = case.inputs(xp, np.random.default_rng(0))
-    runners = {str(v): (lambda v=v: case.run(v, args)) for v in (case.versions or versions(case.op))}
+    runners = {str(v): (lambda v=v: case.run(v, args)) for v in (case.versions or versions(case.op, "cuda"))}
     if torch is not None and case.torch is not None:
         runners["torch"] = case.torch(args)
     want = runners["0"]()

@@ -14,7 +14,7 @@ from .checks import Dims, check_ids
 
 def check_inputs(where, logits, targets, mask, targets_name="targets"):
     """Raise a ValueError unless logits[N, T, V] float, targets[N, T] ids in [0, V) and
-    mask[N, T] of 0 and 1 fit together. -> mask in logits' dtype, and the Dims that checked them."""
+    mask[N, T] of 0 and 1 fit together. -> mask in logits' dtype."""
     dims = Dims(where)
     dims.check("logits", logits, "N T V")
     dims.check(targets_name, targets, "N T", kind="int")
@@ -23,7 +23,7 @@ def check_inputs(where, logits, targets, mask, targets_name="targets"):
     mask = mask.astype(logits.dtype)
     if not bool(((mask == 0) | (mask == 1)).all()):
         dims.fail("mask must hold only 0 and 1 (or False and True)")
-    return mask, dims
+    return mask
 
 
 def softmax_cross_entropy_forward(logits, targets, mask, overwrite_logits=False):
@@ -32,7 +32,7 @@ def softmax_cross_entropy_forward(logits, targets, mask, overwrite_logits=False)
     overwrite_logits=True computes the probabilities in the logits buffer itself (for a caller
     that needs the logits no more): one [N, T, V] array fewer.
     """
-    mask, _ = check_inputs("softmax_cross_entropy_forward", logits, targets, mask)
+    mask = check_inputs("softmax_cross_entropy_forward", logits, targets, mask)
     xp = array_module(logits)
     log_p = xp.subtract(logits, logits.max(axis=2, keepdims=True),      # shifted: no overflow
                         out=logits if overwrite_logits else None)
@@ -43,12 +43,15 @@ def softmax_cross_entropy_forward(logits, targets, mask, overwrite_logits=False)
     return loss, (xp.exp(log_p, out=log_p), targets, mask, count)
 
 
-def softmax_cross_entropy_backward(cache, dloss=1.0):
-    """-> dlogits[N, T, V] = dloss * mask[n, t] / sum(mask) * (p[n, t, :] - onehot(targets[n, t])).
+def softmax_cross_entropy_backward(dloss, cache):
+    """dloss (the gradient arriving on the scalar loss: 1.0 when it is the final loss)
+    -> dlogits[N, T, V] = dloss * mask[n, t] / sum(mask) * (p[n, t, :] - onehot(targets[n, t])).
 
     Masked positions get exactly zero gradient.
     """
     p, targets, mask, count = cache
     xp = array_module(p)
+    # SOLUTION BEGIN
     onehot = xp.arange(p.shape[2]) == targets[:, :, None]
     return (p - onehot) * (mask * (dloss / count))[:, :, None]
+    # SOLUTION END

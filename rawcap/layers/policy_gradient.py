@@ -17,13 +17,16 @@ writes) are allowed: their probability and gradient are 0. The backward is deriv
 docs/backprop.md.
 """
 from ..backend import array_module
+from .checks import Dims
 from .loss import check_inputs
 
 
 def policy_gradient_forward(logits, tokens, mask, advantages):
     """logits[N, T, V] float, tokens[N, T] int in [0, V) (the sampled words, <end> included),
     mask[N, T] bool or 0/1, advantages[N] float (r - b) -> loss (0-d), cache."""
-    mask, dims = check_inputs("policy_gradient_forward", logits, tokens, mask, "tokens")
+    mask = check_inputs("policy_gradient_forward", logits, tokens, mask, "tokens")
+    dims = Dims("policy_gradient_forward")
+    dims.check("logits", logits, "N T V")
     dims.check("advantages", advantages, "N")
     xp = array_module(logits)
     shifted = logits - logits.max(axis=2, keepdims=True)                 # no overflow

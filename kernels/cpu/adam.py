@@ -1,0 +1,34 @@
+"""Adam's update of one parameter (rawcap.optim.adam_update) on the CPU as one Numba loop.
+
+Version 0 makes about ten NumPy passes over the parameter-sized arrays, with temporaries.
+
+version 2   one parallel loop reads p, g, m and v once and writes p, m and v once; the bias
+            corrections are computed once outside it. Arithmetic is in float64.
+"""
+import math
+
+from numba import njit, prange
+
+DEFAULT = 2
+
+
+@njit(parallel=True, cache=True, fastmath=True, error_model="numpy")
+def _adam(p, g, m, v, step_size, beta1, beta2, eps, sqrt_correction2):
+    for k in prange(p.shape[0]):
+        m_k = beta1 * m[k] + (1.0 - beta1) * g[k]
+        v_k = beta2 * v[k] + (1.0 - beta2) * g[k] * g[k]
+        m[k] = m_k
+        v[k] = v_k
+        p[k] -= step_size * m_k / (math.sqrt(v_k) / sqrt_correction2 + eps)
+
+
+def adam_update_v2(p, g, m, v, lr, beta1, beta2, eps, t):
+    """Adam's step t of one parameter, in place (p, g, m, v contiguous arrays of one shape)."""
+    for name, a in (("g", g), ("m", m), ("v", v)):
+        if a.shape != p.shape:
+            raise ValueError(f"adam_update: {name} has shape {a.shape}, the parameter {p.shape}")
+    if not all(a.flags.c_contiguous for a in (p, g, m, v)):
+        raise ValueError("adam_update: the fused loop updates contiguous arrays in place")
+    step_size = lr / (1 - beta1 ** t)
+    sqrt_correction2 = math.sqrt(1 - beta2 ** t)
+    _adam(*(a.reshape(-1) for a in (p, g, m, v)), step_size, beta1, beta2, eps, sqrt_correction2)

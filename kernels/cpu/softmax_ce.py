@@ -1,0 +1,78 @@
+"""Softmax cross-entropy on the CPU (rawcap.layers.loss.softmax_cross_entropy_*): two parallel
+Numba loops over the rows (n, t) around NumPy's vectorised exp.
+
+Version 0 makes about ten passes over the [N, T, V] logits with [N, T, V] temporaries, and the
+vocabulary makes these the largest arrays of a training step.
+
+version 2   the forward computes the backward too, in three passes over [N, T, V], writing
+            dlogits over what it read: a parallel loop over rows writes logit - m (m the row's
+            maximum) and keeps the target's shifted logit; NumPy exponentiates in place (its
+            exp is vectorised, a libm exp per element in a Numba loop is not); a second
+            parallel loop sums each row, s, and scales it to dlogits = (exp(logit - m) / s -
+            onehot(target)) * mask / count; the row's loss is log s - (logit[target] - m).
+            A masked row gives zeros. overwrite_logits=True uses the logits' own buffer; the
+            backward returns dlogits times dloss (the cached array itself when dloss == 1),
+            as CUDA version 1 does. Row sums run in float64.
+"""
+import numpy as np
+from numba import njit, prange
+
+from rawcap.layers.loss import check_inputs
+
+DEFAULT = 2
+
+
+@njit(parallel=True, cache=True, fastmath=True, error_model="numpy")
+def _shift(logits, targets, shifted, shifted_target):
+    """shifted[r] = logits[r] - max(logits[r]); shifted_target[r] = shifted[r, targets[r]]."""
+    R, V = logits.shape
+    for r in prange(R):
+        top = logits[r, 0]
+        for k in range(V):
+            top = max(top, logits[r, k])
+        for k in range(V):
+            shifted[r, k] = logits[r, k] - top
+        shifted_target[r] = shifted[r, targets[r]]
+
+
+@njit(parallel=True, cache=True, fastmath=True, error_model="numpy")
+def _normalise(exps, targets, mask, inv_count, shifted_target, row_loss):
+    """exps[r] (exp of the shifted logits) -> dlogits[r] in place; row_loss[r] = log s - shifted target."""
+    R, V = exps.shape
+    for r in prange(R):
+        if mask[r] == 0:
+            exps[r] = 0
+            row_loss[r] = 0.0
+            continue
+        total = 0.0
+        for k in range(V):
+            total += exps[r, k]
+        row_loss[r] = np.log(total) - shifted_target[r]
+        scale = inv_count / total
+        for k in range(V):
+            exps[r, k] *= scale
+        exps[r, targets[r]] -= inv_count
+
+
+def softmax_cross_entropy_forward_v2(logits, targets, mask, overwrite_logits=False):
+    """logits[N, T, V], targets[N, T], mask[N, T] -> loss (0-d), cache, with the layer's checks."""
+    mask = check_inputs("softmax_cross_entropy_forward", logits, targets, mask)
+    N, T, V = logits.shape
+    logits = np.ascontiguousarray(logits)
+    count = max(float(mask.sum()), 1.0)
+    dlogits = logits if overwrite_logits else np.empty_like(logits)
+    rows, targets = dlogits.reshape(N * T, V), np.ascontiguousarray(targets).reshape(-1)
+    shifted_target, row_loss = np.empty(N * T), np.empty(N * T)
+    _shift(logits.reshape(N * T, V), targets, rows, shifted_target)
+    np.exp(rows, out=rows)
+    _normalise(rows, targets, np.ascontiguousarray(mask).reshape(-1), 1.0 / count, shifted_target,
+               row_loss)
+    return np.asarray(row_loss.sum() / count, dtype=logits.dtype), dlogits
+
+
+def softmax_cross_entropy_backward_v2(dloss, cache):
+    """-> dlogits[N, T, V] (computed by the forward) times dloss."""
+    dlogits = cache
+    if dloss == 1:
+        return dlogits
+    return dlogits * np.asarray(dloss, dtype=dlogits.dtype)

@@ -1,0 +1,176 @@
+"""The CPU versions (kernels/cpu/) against version 0, the layer, on NumPy arrays: the same
+outputs on awkward shapes (float64 to 1e-12, float32 to 1e-5 of each output's largest entry, as
+kernel_helpers.TOLERANCE states), and float64 gradient checks of each version pinned."""
+import numpy as np
+import pytest
+from kernel_helpers import assert_same_outputs, run_version
+
+from rawcap import gradcheck
+from rawcap.backend import kernels_pinned, versions
+
+DTYPES = [np.float64, np.float32]
+
+
+def cpu_versions(op):
+    return versions(op, "cpu")[1:]
+
+
+def as_dtype(args, dtype):
+    return {k: a.astype(dtype) if a.dtype.kind == "f" else a for k, a in args.items()}
+
+
+def assert_gradients(op, version, build, seed, **sizes):
+    rng = np.random.default_rng(seed)
+    with kernels_pinned(f"{op}={version}"):
+        errors = gradcheck.gradient_errors(build(rng, **sizes), rng)
+    for name, _, error in errors:
+        assert error < 1e-7, f"{op} v{version} {name}: relative error {error:.1e}"
+
+
+def assert_pair_matches(forward, backward, version, args, douts, dtype, what, **options):
+    """Forward outputs, then the backward of each version's own cache, against version 0."""
+    *want, want_cache = run_version(forward, 0, **args, **options)
+    *got, got_cache = run_version(forward, version, **args, **options)
+    assert_same_outputs(got, want, dtype, f"{forward} v{version} {what}")
+    assert_same_outputs(run_version(backward, version, *douts, got_cache),
+                        run_version(backward, 0, *douts, want_cache), dtype,
+                        f"{backward} v{version} {what}")
+
+
+@pytest.mark.parametrize("version", cpu_versions("conv2d"))
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("N, C, H, W, F, K, stride, pad, bias", [
+    (1, 1, 1, 1, 1, 1, 1, 0, True),             # one pixel, 1x1 kernel
+    (2, 3, 5, 4, 3, 3, 1, 1, False),            # the model's conv: 3x3, pad 1, no bias
+    (2, 3, 6, 5, 2, 3, 2, 1, True),             # stride 2: the last row of the padding unused
+    (1, 2, 3, 33, 2, 2, 2, 0, False),           # 33 wide: the last column unused
+    (1, 1, 4, 4, 2, 3, 1, 3, True),             # padding wider than the kernel reaches
+])
+def test_conv2d(version, dtype, N, C, H, W, F, K, stride, pad, bias):
+    rng = np.random.default_rng(N + C + H + W)
+    args = dict(x=rng.standard_normal((N, C, H, W)).astype(dtype),
+                w=rng.standard_normal((F, C, K, K)).astype(dtype),
+                b=rng.standard_normal(F).astype(dtype) if bias else None)
+    Ho, Wo = (H + 2 * pad - K) // stride + 1, (W + 2 * pad - K) // stride + 1
+    dout = rng.standard_normal((N, F, Ho, Wo)).astype(dtype)
+    assert_pair_matches("conv2d_forward", "conv2d_backward", version, args, [dout], dtype,
+                        f"{(N, C, H, W, F, K, stride, pad)}", stride=stride, pad=pad)
+
+
+@pytest.mark.parametrize("version", cpu_versions("conv2d"))
+@pytest.mark.parametrize("stride, pad", [(1, 1), (2, 1), (1, 0)])
+def test_conv2d_gradients(version, stride, pad):
+    assert_gradients("conv2d", version, gradcheck.conv2d_check, 4, N=2, C=2, H=5, W=4, F=3,
+                     stride=stride, pad=pad)
+
+
+@pytest.mark.parametrize("version", cpu_versions("maxpool2d"))
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape, size, stride", [
+    ((1, 1, 2, 2), 2, 2), ((2, 3, 7, 5), 2, 2), ((2, 2, 7, 6), 3, 2), ((1, 2, 5, 5), 2, 1)])
+def test_maxpool2d(version, dtype, shape, size, stride):
+    rng = np.random.default_rng(sum(shape))
+    x = rng.standard_normal(shape).astype(dtype)
+    x[0, 0, :2, :2] = 1.0                       # a tie: the first offset wins, as in version 0
+    Ho, Wo = (shape[2] - size) // stride + 1, (shape[3] - size) // stride + 1
+    dout = rng.standard_normal(shape[:2] + (Ho, Wo)).astype(dtype)
+    assert_pair_matches("maxpool2d_forward", "maxpool2d_backward", version, dict(x=x), [dout],
+                        dtype, f"{shape} size {size} stride {stride}", size=size, stride=stride)
+
+
+@pytest.mark.parametrize("version", cpu_versions("maxpool2d"))
+@pytest.mark.parametrize("size, stride", [(2, 2), (3, 1)])
+def test_maxpool2d_gradients(version, size, stride):
+    assert_gradients("maxpool2d", version, gradcheck.maxpool2d_check, 5, N=2, C=2, H=5, W=6,
+                     size=size, stride=stride)
+
+
+@pytest.mark.parametrize("version", cpu_versions("bias_relu"))
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(1, 1, 1, 1), (2, 3, 5, 7), (3, 17, 1, 2)])
+def test_bias_relu(version, dtype, shape):
+    rng = np.random.default_rng(sum(shape))
+    args = dict(x=rng.standard_normal(shape).astype(dtype),
+                b=rng.standard_normal(shape[1]).astype(dtype))
+    dout = rng.standard_normal(shape).astype(dtype)
+    assert_pair_matches("bias_relu_forward", "bias_relu_backward", version, args, [dout], dtype,
+                        f"{shape}")
+
+
+@pytest.mark.parametrize("version", cpu_versions("bias_relu"))
+def test_bias_relu_gradients(version):
+    assert_gradients("bias_relu", version, gradcheck.bias_relu_check, 6, shape=(2, 3, 2, 3))
+
+
+@pytest.mark.parametrize("version", cpu_versions("attention"))
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("N, L, D, H, A", [(1, 1, 1, 1, 1), (2, 33, 4, 3, 5), (3, 3, 130, 2, 33)])
+@pytest.mark.parametrize("with_dalpha", [True, False])
+def test_attention(version, dtype, N, L, D, H, A, with_dalpha):
+    rng = np.random.default_rng(N + L + D)
+    args = as_dtype(gradcheck.attention_check(rng, N, L, D, H, A).args, dtype)
+    dcontext = rng.standard_normal((N, D + 1)).astype(dtype)[:, 1:]     # strided, as the model's
+    dalpha = rng.standard_normal((N, L)).astype(dtype) if with_dalpha else None
+    assert_pair_matches("attention_forward", "attention_backward", version, args,
+                        [dcontext, dalpha], dtype, f"{(N, L, D, H, A)}")
+
+
+@pytest.mark.parametrize("version", cpu_versions("attention"))
+def test_attention_gradients(version):
+    assert_gradients("attention", version, gradcheck.attention_check, 2, N=3, L=4, D=3, H=2, A=5)
+
+
+def test_tanh_float32_within_3e7():
+    """The float32 attention's rational tanh, on a dense grid, against tanh in float64."""
+    from numba import njit
+
+    from kernels.cpu.attention import tanh_float32
+
+    @njit
+    def apply(x, out):
+        for k in range(x.size):
+            out[k] = tanh_float32(x[k])
+
+    x = np.concatenate([np.linspace(-20, 20, 400_001), np.linspace(-1e-3, 1e-3, 1001)]).astype(np.float32)
+    out = np.empty_like(x)
+    apply(x, out)
+    assert np.abs(out - np.tanh(x.astype(np.float64))).max() < 3e-7
+
+
+@pytest.mark.parametrize("version", cpu_versions("softmax_ce"))
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("N, T, V, scale", [(1, 1, 1, 1.0), (3, 4, 7, 1.0), (2, 3, 130, 1e4)])
+@pytest.mark.parametrize("overwrite", [False, True])
+def test_softmax_ce(version, dtype, N, T, V, scale, overwrite):
+    rng = np.random.default_rng(N + T + V)
+    args = as_dtype(gradcheck.softmax_cross_entropy_check(rng, N, T, V, scale).args, dtype)
+    logits = args.pop("logits")
+    want, want_cache = run_version("softmax_cross_entropy_forward", 0, logits.copy(), **args)
+    got, got_cache = run_version("softmax_cross_entropy_forward", version, logits.copy(), **args,
+                                 overwrite_logits=overwrite)
+    assert_same_outputs([got], [want], dtype, f"softmax_ce v{version} loss")
+    for dloss in (1.0, 0.5):
+        assert_same_outputs([run_version("softmax_cross_entropy_backward", version, dloss, got_cache)],
+                            [run_version("softmax_cross_entropy_backward", 0, dloss, want_cache)],
+                            dtype, f"softmax_ce v{version} dlogits, dloss {dloss}")
+
+
+@pytest.mark.parametrize("version", cpu_versions("softmax_ce"))
+@pytest.mark.parametrize("scale", [1.0, 30.0])
+def test_softmax_ce_gradients(version, scale):
+    assert_gradients("softmax_ce", version, gradcheck.softmax_cross_entropy_check, 3, N=2, T=3,
+                     V=5, scale=scale)
+
+
+@pytest.mark.parametrize("version", cpu_versions("adam"))
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_adam(version, dtype):
+    rng = np.random.default_rng(0)
+    state = {k: rng.standard_normal((3, 5)).astype(dtype) for k in "pgm"}
+    state["v"] = rng.random((3, 5)).astype(dtype)
+    want = {k: a.copy() for k, a in state.items()}
+    for t in (1, 2, 7):
+        run_version("adam_update", 0, *want.values(), 1e-2, 0.9, 0.999, 1e-8, t)
+        run_version("adam_update", version, *state.values(), 1e-2, 0.9, 0.999, 1e-8, t)
+    for name in "pmv":
+        assert_same_outputs([state[name]], [want[name]], dtype, f"adam v{version} {name}")
