@@ -247,12 +247,13 @@ def policy_gradient_check(rng, N=4, T=3, V=6):
     args = dict(logits=rng.standard_normal((N, T, V)), tokens=rng.integers(0, V, size=(N, T)),
                 mask=mask, advantages=np.array([0.7, -1.3, 0.0, 2.1])[:N])
     return LayerCheck("policy_gradient", layers.policy_gradient_forward,
-                      lambda dloss, cache: layers.policy_gradient_backward(cache, dloss),
+                      layers.policy_gradient_backward,
                       args, ("logits",))
 
 
 CHECKS = {build.__name__.removesuffix("_check"): build for build in (
-    conv2d_check, maxpool2d_check, batchnorm2d_train_check, batchnorm2d_eval_check, relu_check, bias_relu_check, sigmoid_check, tanh_check, dropout_check,
+    conv2d_check, maxpool2d_check, batchnorm2d_train_check, batchnorm2d_eval_check, relu_check,
+    bias_relu_check, sigmoid_check, tanh_check, dropout_check,
     affine_check, embedding_check,
     lstm_pointwise_check, lstm_step_check, lstm_check, attention_check, softmax_cross_entropy_check,
     policy_gradient_check)}

@@ -304,7 +304,7 @@ def backward(cache):
     if cross_entropy:
         dlogits = ops.softmax_cross_entropy_backward(1.0, ce_cache)
     else:
-        dlogits = nn.policy_gradient_backward(ce_cache)
+        dlogits = nn.policy_gradient_backward(1.0, ce_cache)
     ddropped, grads["out_w"], grads["out_b"] = nn.affine_backward(dlogits, out)
     dhs = nn.dropout_backward(ddropped, drop)
     dalphas = config.lambda_alpha * 2 * (attended - 1)[:, None, :] * maskf[:, :, None] / B

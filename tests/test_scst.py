@@ -46,10 +46,10 @@ def test_policy_gradient_is_stable_masked_and_zero_for_a_tied_sample():
     tokens, mask = np.array([[0, 2]]), np.array([[True, False]])
     loss, cache = policy_gradient_forward(logits, tokens, mask, np.array([2.0]))
     assert np.isfinite(loss) and loss == pytest.approx(0.0, abs=1e-12)    # p(token 0) = 1
-    dlogits = policy_gradient_backward(cache)
+    dlogits = policy_gradient_backward(1.0, cache)
     assert np.all(np.isfinite(dlogits)) and not np.any(dlogits[0, 1])     # masked step
     _, cache = policy_gradient_forward(logits, tokens, np.ones((1, 2)), np.array([0.0]))
-    assert not np.any(policy_gradient_backward(cache))                    # advantage 0
+    assert not np.any(policy_gradient_backward(1.0, cache))                    # advantage 0
 
 
 def test_policy_gradient_float32_agrees_with_float64():
@@ -61,7 +61,7 @@ def test_policy_gradient_float32_agrees_with_float64():
         **{**args, "logits": args["logits"].astype(np.float32),
            "advantages": args["advantages"].astype(np.float32)})
     assert loss32.dtype == np.float32 and loss32 == pytest.approx(loss64, rel=1e-5)
-    d64, d32 = policy_gradient_backward(cache64), policy_gradient_backward(cache32)
+    d64, d32 = policy_gradient_backward(1.0, cache64), policy_gradient_backward(1.0, cache32)
     assert d32.dtype == np.float32 and np.abs(d32 - d64).max() <= 1e-5 * np.abs(d64).max()
 
 

@@ -38,7 +38,7 @@ def policy_gradient_forward(logits, tokens, mask, advantages):
     return loss, (xp.exp(log_p), tokens, mask, advantages)
 
 
-def policy_gradient_backward(cache, dloss=1.0):
+def policy_gradient_backward(dloss, cache):
     """-> dlogits[N, T, V] = dloss * a_n * mask[n, t] / N * (p[n, t, :] - onehot(tokens[n, t]))."""
     p, tokens, mask, advantages = cache
     xp = array_module(p)
