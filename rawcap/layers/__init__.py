@@ -17,3 +17,4 @@ from .loss import softmax_cross_entropy_backward, softmax_cross_entropy_forward
 from .lstm import (lstm_backward, lstm_forward, lstm_pointwise_backward, lstm_pointwise_forward,
                    lstm_step_backward, lstm_step_forward)
 from .pool import maxpool2d_backward, maxpool2d_forward
+from .rnn import rnn_backward, rnn_forward, rnn_step_backward, rnn_step_forward
