@@ -75,6 +75,9 @@ def parse_args(argv=None):
     g.add_argument("--clip", type=float, default=5.0, help="global gradient norm limit (0: off)")
     g = p.add_argument_group("model")
     g.add_argument("--channels", default="16,32,64", help="conv widths, one 2x pooling block each")
+    g.add_argument("--cell", default="lstm", choices=["lstm", "rnn"],
+                   help="the decoder's recurrent cell: an LSTM, or a vanilla tanh RNN (the warm-up "
+                        "the LSTM improves on)")
     g.add_argument("--embed-size", type=int, default=64)
     g.add_argument("--hidden-size", type=int, default=128)
     g.add_argument("--attention-size", type=int, default=64)
@@ -112,7 +115,7 @@ def model_config(args, cache):
                   embed_size=args.embed_size, hidden_size=args.hidden_size,
                   attention_size=args.attention_size, dropout=args.dropout,
                   lambda_alpha=args.lambda_alpha, weight_decay=args.weight_decay,
-                  f_beta=not args.no_f_beta, blind=args.blind,
+                  f_beta=not args.no_f_beta, blind=args.blind, cell=args.cell,
                   pixel_mean=tuple(map(float, mean)), pixel_std=tuple(map(float, std)))
 
 

@@ -17,10 +17,11 @@ def tiny_batch(rng):
     return images, inputs, targets, mask, np.array([0, 1, 1])
 
 
-@pytest.mark.parametrize("seed, f_beta", [(0, True), (2, False)])
-def test_every_parameter_gradient_matches_central_differences(seed, f_beta):
+@pytest.mark.parametrize("seed, f_beta, cell", [(0, True, "lstm"), (2, False, "lstm"),
+                                           (1, True, "rnn"), (3, False, "rnn")])
+def test_every_parameter_gradient_matches_central_differences(seed, f_beta, cell):
     rng = np.random.default_rng(seed)
-    config = Config(**TINY, f_beta=f_beta)
+    config = Config(**TINY, f_beta=f_beta, cell=cell)
     params = init_params(config, rng, np.float64)
     for name in params:                      # move off the zero biases and the init's symmetry
         params[name] += 0.1 * rng.standard_normal(params[name].shape)
@@ -69,3 +70,22 @@ def test_float32_loss_agrees_with_float64():
 def test_image_size_must_divide_by_the_pooling():
     with pytest.raises(ValueError, match="image_size 30"):
         init_params(Config(vocab_size=5, image_size=30, channels=(4, 4)), np.random.default_rng(0))
+
+
+def test_the_rnn_decoder_has_its_own_cell_parameters_and_no_c0():
+    rnn = init_params(Config(**TINY, cell="rnn"), np.random.default_rng(0))
+    lstm = init_params(Config(**TINY), np.random.default_rng(0))
+    E, H, D = TINY["embed_size"], TINY["hidden_size"], TINY["channels"][-1]
+    assert {k: v.shape for k, v in rnn.items() if k.startswith("rnn_")} == {
+        "rnn_wx": (E + D, H), "rnn_wh": (H, H), "rnn_b": (H,)}
+    assert set(lstm) - set(rnn) == {"lstm_wx", "lstm_wh", "lstm_b", "init_c_w", "init_c_b"}
+    assert set(rnn) - set(lstm) == {"rnn_wx", "rnn_wh", "rnn_b"}
+
+
+def test_config_cell_defaults_to_lstm_for_old_checkpoints_and_rejects_others():
+    old = Config(**TINY).to_dict()
+    del old["cell"]                          # a checkpoint written before the option existed
+    assert Config.from_dict(old).cell == "lstm"
+    assert Config.from_dict(Config(**TINY, cell="rnn").to_dict()).cell == "rnn"
+    with pytest.raises(ValueError, match="cell must be one of lstm, rnn, got 'gru'"):
+        Config(**TINY, cell="gru")
