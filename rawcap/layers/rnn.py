@@ -12,7 +12,7 @@ Backward through one step, with tanh' = 1 - tanh^2 written in terms of the outpu
 
 Through time the gradient on h_{t-1} is multiplied at every step by diag(1 - h_t^2) @ Wh.T:
 a product of T such factors shrinks (or grows) geometrically, which is the vanishing-gradient
-problem the LSTM's additive cell update avoids. docs/backprop.md section 1.0 derives it.
+problem the LSTM's additive cell update avoids. docs/backprop.md section 4 derives it.
 """
 from ..backend import array_module
 from .checks import Dims, check_grad
