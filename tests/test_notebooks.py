@@ -3,7 +3,8 @@
 Each notebook is executed by nbclient in a fresh ipykernel whose working directory is
 notebooks/, as when a reader opens it there; its set-up cell then puts the checkout on the path
 (CI's `pip install -e .` makes it importable anyway). Any cell that raises, an assert in a
-notebook included, fails the test. A last cell added here checks which rawcap the kernel used.
+notebook included, fails the test. A last cell added here checks which rawcap the kernel used
+and removes the temporary directory the training notebooks work in.
 The notebooks are committed without outputs, so diffs stay readable.
 """
 import time
@@ -25,8 +26,9 @@ def test_there_are_notebooks():
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_runs_end_to_end(path):
     notebook = nbformat.read(path, as_version=4)
-    notebook.cells.append(nbformat.v4.new_code_cell(
-        "import rawcap, os\nprint(os.path.dirname(os.path.abspath(rawcap.__file__)))"))
+    notebook.cells.append(nbformat.v4.new_code_cell(   # which rawcap ran; remove the notebook's files
+        "import rawcap, os, shutil\nprint(os.path.dirname(os.path.abspath(rawcap.__file__)))\n"
+        "if 'work' in globals():\n    os.chdir('/')\n    shutil.rmtree(work)"))
     client = NotebookClient(notebook, timeout=900, kernel_name="python3",
                             resources={"metadata": {"path": str(path.parent)}})
     began = time.perf_counter()
