@@ -4,8 +4,8 @@ Version 0 makes about ten passes over the parameter-sized arrays (m *= beta1, m 
 sqrt, divide, subtract), each reading and writing memory. The update is pure streaming, so the
 fused version reads p, g, m and v once and writes p, m and v once: 7 accesses per entry.
 
-version 1   one thread per entry; the bias corrections are computed once on the host.
-            Arithmetic is in float64 registers, stored in the arrays' dtype.
+version 1   one thread per entry; the bias corrections are computed once on the host and
+            handed to the kernel in the parameter's dtype, so the arithmetic is in that dtype.
 """
 import math
 
@@ -17,12 +17,13 @@ DEFAULT = 1
 
 
 @cuda.jit
-def _adam(p, g, m, v, step_size, beta1, beta2, eps, sqrt_correction2):
+def _adam(p, g, m, v, step_size, beta1, one_minus_beta1, beta2, one_minus_beta2, eps,
+          sqrt_correction2):
     k = cuda.grid(1)
     if k >= p.shape[0]:
         return
-    m_k = beta1 * m[k] + (1.0 - beta1) * g[k]
-    v_k = beta2 * v[k] + (1.0 - beta2) * g[k] * g[k]
+    m_k = beta1 * m[k] + one_minus_beta1 * g[k]
+    v_k = beta2 * v[k] + one_minus_beta2 * g[k] * g[k]
     m[k] = m_k
     v[k] = v_k
     p[k] -= step_size * m_k / (math.sqrt(v_k) / sqrt_correction2 + eps)
@@ -35,7 +36,7 @@ def adam_update_v1(p, g, m, v, lr, beta1, beta2, eps, t):
             raise ValueError(f"adam_update: {name} has shape {a.shape}, the parameter {p.shape}")
     if not all(a.flags.c_contiguous for a in (p, g, m, v)):
         raise ValueError("adam_update: the fused kernel updates contiguous arrays in place")
-    step_size = lr / (1 - beta1 ** t)
-    sqrt_correction2 = math.sqrt(1 - beta2 ** t)
+    scalars = (lr / (1 - beta1 ** t), beta1, 1 - beta1, beta2, 1 - beta2, eps,
+               math.sqrt(1 - beta2 ** t))                         # step size ... sqrt_correction2
     flat = [a.reshape(-1) for a in (p, g, m, v)]
-    launch(_adam, blocks_for(p.size), THREADS, *flat, step_size, beta1, beta2, eps, sqrt_correction2)
+    launch(_adam, blocks_for(p.size), THREADS, *flat, *(p.dtype.type(s) for s in scalars))

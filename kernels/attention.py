@@ -23,21 +23,31 @@ version 1   forward: one block per caption n, three sweeps.
             axes are strided, so any L, A and D work. Each sum runs in a fixed order, with no
             atomics: the results are deterministic. The cache is the layer's, so either
             version's backward takes either forward's cache.
-            Arithmetic is in float64 registers; the scores e and de live in float64 [N, L]
-            scratch arrays; outputs are stored in the arrays' dtype.
+            Arithmetic is in the arrays' dtype; the scores e and de live in [N, L] scratch
+            arrays. The softmax computes each exp once and multiplies by 1 / total.
+version 2   the same sweeps with a warp per location: lanes over A (forward) and over D
+            (backward's dalpha_total) with a warp-shuffle sum, threads over (l, a) for dproj
+            and over (l, d) for dfeats, so every sweep over a row reads and writes it
+            coalesced; blocks of up to 256 threads. Kernels and layout in
+            kernels/attention_warp.py (a shared-memory stand-in for the shuffles under the
+            simulator). The default on a GPU, on paper and unmeasured: version 1's sweep over l
+            makes each warp read proj in 32 transactions for 32 numbers, with 64 threads per
+            caption at rawcap.bench's default shapes (L = A = D = 64); version 2 runs 256, each
+            warp reading consecutive entries.
 """
 import math
 
-from numba import cuda, float64
+from numba import cuda
 
 from rawcap.backend import array_module
 from rawcap.layers.attention import check_attention_inputs
 from rawcap.layers.checks import check_grad
 
+from . import attention_warp
 from .launch import THREADS, launch
 from .reduce import block_max, block_sum, block_threads
 
-DEFAULT = 1
+DEFAULT = 2             # unmeasured: chosen on paper (version 2's docstring), not by a GPU run
 
 
 @cuda.jit
@@ -46,32 +56,34 @@ def _forward(feats, proj, hW, v, z, scores, alpha, context):
     n, first, stride = cuda.blockIdx.x, cuda.threadIdx.x, cuda.blockDim.x
     _, L, D = feats.shape
     A = v.shape[0]
-    buffer = cuda.shared.array(THREADS, float64)
+    zero, one = feats.dtype.type(0), feats.dtype.type(1)
+    buffer = cuda.shared.array(THREADS, feats.dtype)
 
-    best = -math.inf
+    best = feats.dtype.type(-math.inf)
     for l in range(first, L, stride):
-        e = 0.0
+        e = zero
         for a in range(A):
-            z_la = math.tanh(float64(proj[n, l, a]) + hW[n, a])
+            z_la = math.tanh(proj[n, l, a] + hW[n, a])
             z[n, l, a] = z_la
             e += v[a] * z_la
         scores[n, l] = e
-        best = max(best, e)
+        if e > best:
+            best = e
     best = block_max(buffer, best)
 
-    total = 0.0
+    total = zero
     for l in range(first, L, stride):
         scores[n, l] = math.exp(scores[n, l] - best)
         total += scores[n, l]
-    total = block_sum(buffer, total)
+    inv_total = one / block_sum(buffer, total)
     for l in range(first, L, stride):
-        alpha[n, l] = scores[n, l] / total
+        alpha[n, l] = scores[n, l] * inv_total
     cuda.syncthreads()                          # every alpha[n, l] written before it is read
 
     for d in range(first, D, stride):
-        weighted = 0.0
+        weighted = zero
         for l in range(L):
-            weighted += alpha[n, l] * float64(feats[n, l, d])
+            weighted += alpha[n, l] * feats[n, l, d]
         context[n, d] = weighted
 
 
@@ -81,13 +93,14 @@ def _backward(dcontext, dalpha, has_dalpha, feats, v, z, alpha, de, dfeats, dpro
     n, first, stride = cuda.blockIdx.x, cuda.threadIdx.x, cuda.blockDim.x
     _, L, D = feats.shape
     A = v.shape[0]
-    buffer = cuda.shared.array(THREADS, float64)
+    zero, one = feats.dtype.type(0), feats.dtype.type(1)
+    buffer = cuda.shared.array(THREADS, feats.dtype)
 
-    weighted = 0.0
+    weighted = zero
     for l in range(first, L, stride):
-        total = 0.0
+        total = zero
         for d in range(D):
-            total += float64(feats[n, l, d]) * dcontext[n, d]
+            total += feats[n, l, d] * dcontext[n, d]
         if has_dalpha:
             total += dalpha[n, l]
         de[n, l] = total                        # dalpha_total until S is known
@@ -98,11 +111,11 @@ def _backward(dcontext, dalpha, has_dalpha, feats, v, z, alpha, de, dfeats, dpro
     cuda.syncthreads()                          # every de[n, l] written before it is read
 
     for a in range(first, A, stride):
-        du_total = 0.0
-        dv_total = 0.0
+        du_total = zero
+        dv_total = zero
         for l in range(L):
-            z_la = float64(z[n, l, a])
-            du = de[n, l] * v[a] * (1.0 - z_la * z_la)
+            z_la = z[n, l, a]
+            du = de[n, l] * v[a] * (one - z_la * z_la)
             dproj[n, l, a] = du
             du_total += du
             dv_total += de[n, l] * z_la
@@ -119,21 +132,21 @@ def _threads(feats, v):
     return block_threads(max(feats.shape[1], feats.shape[2], v.shape[0]))
 
 
-def attention_forward_v1(feats, proj, h, Wh, v):
-    """feats[N, L, D], proj[N, L, A], h[N, H], Wh[H, A], v[A] -> context[N, D], alpha[N, L], cache."""
+def _run_forward(kernel, threads, feats, proj, h, Wh, v):
+    """The host side of every version's forward: checks, outputs, hW = h @ Wh, one launch."""
     check_attention_inputs(feats, proj, h, Wh, v)
     xp = array_module(feats)
     feats, proj, v = (xp.ascontiguousarray(a) for a in (feats, proj, v))
     N, L, D = feats.shape
     z = xp.empty_like(proj)
-    scores = xp.empty((N, L), dtype=xp.float64)
+    scores = xp.empty((N, L), dtype=feats.dtype)
     alpha, context = xp.empty((N, L), dtype=feats.dtype), xp.empty((N, D), dtype=feats.dtype)
-    launch(_forward, N, _threads(feats, v), feats, proj, h @ Wh, v, z, scores, alpha, context)
+    launch(kernel, N, threads, feats, proj, h @ Wh, v, z, scores, alpha, context)
     return context, alpha, (feats, h, Wh, v, z, alpha)
 
 
-def attention_backward_v1(dcontext, dalpha, cache):
-    """dcontext[N, D], dalpha[N, L] or None -> dfeats, dproj, dh, dWh, dv (equations in the layer)."""
+def _run_backward(kernel, threads, dcontext, dalpha, cache):
+    """The host side of every version's backward: checks, outputs, one launch, the GEMMs."""
     feats, h, Wh, v, z, alpha = cache
     check_grad("attention_backward", "dcontext", dcontext, (feats.shape[0], feats.shape[2]))
     if dalpha is not None:
@@ -143,9 +156,31 @@ def attention_backward_v1(dcontext, dalpha, cache):
     dcontext = xp.ascontiguousarray(dcontext)         # the model hands a slice of the LSTM's dx
     dalpha = xp.ascontiguousarray(dalpha) if has_dalpha else alpha     # alpha: a stand-in, not read
     N, A = feats.shape[0], v.shape[0]
-    de = xp.empty(alpha.shape, dtype=xp.float64)
+    de = xp.empty(alpha.shape, dtype=feats.dtype)
     dfeats, dproj = xp.empty_like(feats), xp.empty_like(z)
-    du_sum, dv_rows = xp.empty((N, A), dtype=z.dtype), xp.empty((N, A), dtype=xp.float64)
-    launch(_backward, N, _threads(feats, v), dcontext, dalpha, has_dalpha, feats, v, z, alpha,
+    du_sum, dv_rows = xp.empty((N, A), dtype=z.dtype), xp.empty((N, A), dtype=z.dtype)
+    launch(kernel, N, threads, dcontext, dalpha, has_dalpha, feats, v, z, alpha,
            de, dfeats, dproj, du_sum, dv_rows)
-    return dfeats, dproj, du_sum @ Wh.T, h.T @ du_sum, dv_rows.sum(axis=0).astype(v.dtype)
+    return dfeats, dproj, du_sum @ Wh.T, h.T @ du_sum, dv_rows.sum(axis=0)
+
+
+def attention_forward_v1(feats, proj, h, Wh, v):
+    """feats[N, L, D], proj[N, L, A], h[N, H], Wh[H, A], v[A] -> context[N, D], alpha[N, L], cache."""
+    return _run_forward(_forward, _threads(feats, v), feats, proj, h, Wh, v)
+
+
+def attention_backward_v1(dcontext, dalpha, cache):
+    """dcontext[N, D], dalpha[N, L] or None -> dfeats, dproj, dh, dWh, dv (equations in the layer)."""
+    return _run_backward(_backward, _threads(cache[0], cache[3]), dcontext, dalpha, cache)
+
+
+def attention_forward_v2(feats, proj, h, Wh, v):
+    """As version 1, a warp per location (kernels/attention_warp.py)."""
+    return _run_forward(attention_warp.forward, attention_warp.threads(feats.shape[1]),
+                        feats, proj, h, Wh, v)
+
+
+def attention_backward_v2(dcontext, dalpha, cache):
+    """As version 1, a warp per location and threads over (l, a) (kernels/attention_warp.py)."""
+    return _run_backward(attention_warp.backward, attention_warp.threads(cache[0].shape[1]),
+                         dcontext, dalpha, cache)

@@ -11,6 +11,7 @@ version 1   forward: im2col, one thread per entry of cols[N, C*KH*KW, Ho*Wo] cop
             order of offsets) and writes dx once. Each pixel is written by one thread only, so
             there are no atomics and the result is deterministic.
             The cache is the layer's, so either version's backward takes either forward's cache.
+            Arithmetic is in the arrays' dtype.
 """
 from numba import cuda
 
@@ -49,7 +50,7 @@ def _col2im(dcols, KH, KW, stride, pad, Ho, Wo, dx):
     if k >= N * C * H * W:
         return
     n, c, i, j = k // (C * H * W), (k // (H * W)) % C, (k // W) % H, k % W
-    total = 0.0
+    total = dx.dtype.type(0)
     for kh in range(KH):
         si = i + pad - kh                             # stride * oi
         if si >= 0 and si % stride == 0 and si // stride < Ho:

@@ -14,6 +14,7 @@ version 1   forward: one thread per output (n, c, i, j) scans its window row by 
             is deterministic.
             The cache is the layer's (winner as the window offset, stored in int32), so either
             version's backward takes either forward's cache.
+            Arithmetic is in the arrays' dtype.
 """
 import math
 
@@ -56,7 +57,7 @@ def _maxpool_backward(dout, winner, size, stride, dx):
     if k >= N * C * H * W:
         return
     n, c, i, j = k // (C * H * W), (k // (H * W)) % C, (k // W) % H, k % W
-    total = 0.0
+    total = dx.dtype.type(0)
     for kh in range(size):
         si = i - kh                                   # stride * oi, the window's top row
         if si >= 0 and si % stride == 0 and si // stride < Ho:

@@ -19,7 +19,8 @@ def block_threads(n):
 def block_sum(buffer, value):
     """The sum of every thread's `value`, returned to every thread of the block.
 
-    buffer: a shared float64 array of blockDim.x entries (a power of two), free for this call.
+    buffer: a shared array of blockDim.x entries (a power of two) in the values' dtype, free
+    for this call.
     """
     k = cuda.threadIdx.x
     cuda.syncthreads()                          # the buffer's last use is over
@@ -44,7 +45,8 @@ def block_max(buffer, value):
     while step > 0:
         cuda.syncthreads()
         if k < step:
-            buffer[k] = max(buffer[k], buffer[k + step])
+            if buffer[k + step] > buffer[k]:
+                buffer[k] = buffer[k + step]
         step //= 2
     cuda.syncthreads()
     return buffer[0]

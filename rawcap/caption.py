@@ -10,18 +10,19 @@ the others are still captioned (the exit status is then 1).
 """
 import argparse
 import sys
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
 
 from .backend import get_device, to_numpy
-from .checkpoint import CheckpointError, load_checkpoint
+from .checkpoint import CheckpointError, load_checkpoint, model_meta
+from .cli import HelpFormatter, image_file, positive_int, writable_file
 from .data.images import ImageError, load_image
 from .data.vocab import Vocabulary
 from .decode import decode
 from .evaluate import find_checkpoint, write_json
-from .model import Config
 
 
 def image_files(paths):
@@ -55,29 +56,65 @@ def attention_grid(image, words, alphas, tile=128, columns=5):
     return grid
 
 
+def attention_paths(out, files):
+    """Where each file's attention grid goes: OUT itself for one file, else OUT-STEM.png, with
+    the extension (OUT-x_jpg.png) where two files share a stem, and a number where even that
+    is shared (same name in two folders), so no grid overwrites another."""
+    out = Path(out)
+    if len(files) == 1:
+        return [out]
+    stems = Counter(f.stem for f in files)
+    names = [f.stem if stems[f.stem] == 1 else f"{f.stem}_{f.suffix[1:]}" for f in files]
+    counts, seen = Counter(names), Counter()
+    paths = []
+    for name in names:
+        seen[name] += 1
+        if counts[name] > 1:
+            name = f"{name}-{seen[name]}"
+        paths.append(out.with_name(f"{out.stem}-{name}{out.suffix}"))
+    return paths
+
+
+def check_vocabulary(meta, config, params, path):
+    """The checkpoint's vocabulary must fit its model: ValueError naming the file otherwise."""
+    sizes = {"vocabulary": len(meta["vocab"]), "config.vocab_size": config.vocab_size,
+             "the output layer": params["out_w"].shape[-1] if "out_w" in params else config.vocab_size}
+    if len(set(sizes.values())) > 1:
+        raise ValueError(f"{path}: its vocabulary and model disagree: "
+                         + ", ".join(f"{k} {v}" for k, v in sizes.items()))
+
+
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m rawcap.caption", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m rawcap.caption", description=__doc__.split("\n\n")[0],
+                                     formatter_class=HelpFormatter)
     parser.add_argument("checkpoint", help="a checkpoint file, or a run directory (uses best.h5)")
     parser.add_argument("images", nargs="+", help="image files or folders of images")
-    parser.add_argument("--beam", type=int, default=3, help="beam size; 1 is greedy (default 3)")
-    parser.add_argument("--attention", metavar="OUT.png",
+    parser.add_argument("--beam", type=positive_int, default=3, help="beam size; 1 is greedy")
+    parser.add_argument("--attention", metavar="OUT.png", type=image_file,
                         help="draw each word's attention map (one image: OUT.png; several: OUT-NAME.png)")
-    parser.add_argument("--json", metavar="OUT.json", help="also write {image path: caption} as JSON")
+    parser.add_argument("--json", metavar="OUT.json", type=writable_file,
+                        help="also write {image path: caption} as JSON")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     args = parser.parse_args(argv)
+    files = list(image_files(args.images))
+    empty = [p for p in args.images if Path(p).is_dir() and not any(f.parent == Path(p) for f in files)]
+    if empty:
+        parser.error(f"no image files in {', '.join(empty)}")
     try:
         xp = get_device(args.device)
-        params, _, meta = load_checkpoint(find_checkpoint(args.checkpoint))
+        checkpoint = find_checkpoint(args.checkpoint)
+        params, _, meta = load_checkpoint(checkpoint)
+        config = model_meta(meta, checkpoint)
+        check_vocabulary(meta, config, params, checkpoint)
     except (CheckpointError, RuntimeError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    config = Config.from_dict(meta["config"])
     vocab = Vocabulary(meta["vocab"])
     params = {k: xp.asarray(v) for k, v in params.items()}
 
     failed, results = 0, {}
-    files = list(image_files(args.images))
-    for path in files:
+    grids = attention_paths(args.attention, files) if args.attention else [None] * len(files)
+    for path, grid in zip(files, grids):
         try:
             image = load_image(path, config.image_size)
         except ImageError as e:
@@ -89,12 +126,9 @@ def main(argv=None):
         words = vocab.decode(captions.tokens[0])
         results[str(path)] = " ".join(words)
         print(f"{path}: {results[str(path)]}")
-        if args.attention:
-            out = Path(args.attention)
-            if len(files) > 1:
-                out = out.with_name(f"{out.stem}-{path.stem}{out.suffix}")
+        if grid:
             alphas = to_numpy(captions.alphas[0])
-            attention_grid(image, (words + ["<end>"])[:len(alphas)], alphas).save(out)
+            attention_grid(image, (words + ["<end>"])[:len(alphas)], alphas).save(grid)
     if args.json:
         write_json(args.json, results)
     return 1 if failed else 0

@@ -2,7 +2,7 @@
 
     python -m rawcap.env
 
-Prints Python, NumPy, CuPy, Numba and numba-cuda versions, the CUDA driver and runtime, each
+Prints Python, NumPy (and its BLAS), SciPy, Pillow, h5py, CuPy, Numba and numba-cuda versions, the CUDA driver and runtime, each
 GPU's name, compute capability and memory, the kernel versions `--device cuda` would run, or
 why no GPU is usable. Exit status 0 either way: a machine without a GPU is a valid answer.
 """
@@ -63,11 +63,24 @@ def kernel_lines():
             for op in OPS]
 
 
+def blas():
+    """The BLAS NumPy was built with, as its build configuration says."""
+    try:
+        import numpy
+        info = numpy.show_config(mode="dicts")["Build Dependencies"]["blas"]
+    except Exception as e:          # older NumPy: no mode="dicts"
+        return f"unknown ({type(e).__name__})"
+    return f"{info.get('name', '?')} {info.get('version', '?')}"
+
+
 def report():
     """The report as a list of lines."""
     lines = [f"rawcap {package_version('rawcap')}",
              f"Python {sys.version.split()[0]} ({platform.platform()})",
-             f"NumPy {package_version('numpy')}",
+             f"NumPy {package_version('numpy')} (BLAS: {blas()})",
+             f"SciPy {package_version('scipy')}",
+             f"Pillow {package_version('pillow')}",
+             f"h5py {package_version('h5py')}",
              f"CuPy {cupy_version()}",
              f"Numba {package_version('numba')}",
              f"numba-cuda {package_version('numba-cuda')}"]

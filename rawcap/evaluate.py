@@ -15,13 +15,13 @@ import numpy as np
 from tqdm import tqdm
 
 from .backend import array_module
-from .checkpoint import CheckpointError, load_checkpoint
+from .checkpoint import CheckpointError, load_checkpoint, model_meta
 from .data.batches import CaptionBatches
-from .data.cache import open_cache
+from .cli import HelpFormatter, existing_file, output_dir, positive_int
+from .data.cache import check_cache, open_cache
 from .data.vocab import Vocabulary
 from .decode import decode
 from .metrics import format_table, score_captions
-from .model import Config
 
 
 def generate_split(params, config, cache_path, split, beam=1, batch_size=50, max_length=20,
@@ -67,9 +67,13 @@ def evaluate_split(params, config, cache_path, split, beam=1, progress=True, met
 def write_json(path, obj):
     """Write JSON atomically (temporary file, then rename)."""
     tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(obj, f, indent=1, sort_keys=True)
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(obj, f, indent=1, sort_keys=True)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
 
 
 def find_checkpoint(path):
@@ -84,20 +88,29 @@ def find_checkpoint(path):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m rawcap.evaluate", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m rawcap.evaluate", description=__doc__.split("\n\n")[0],
+                                     formatter_class=HelpFormatter)
     parser.add_argument("run", help="a run directory (uses best.h5) or a checkpoint file")
     parser.add_argument("--split", default="test", choices=["train", "val", "test"])
-    parser.add_argument("--beam", type=int, default=3, help="beam size; 1 is greedy (default 3)")
-    parser.add_argument("--cache", help="the HDF5 cache to read (default: the one the run trained on)")
-    parser.add_argument("--out", help="where to write the json files (default: the run directory)")
+    parser.add_argument("--beam", type=positive_int, default=3, help="beam size; 1 is greedy")
+    parser.add_argument("--cache", type=existing_file,
+                        help="the HDF5 cache to read (default: the one the run trained on); its "
+                             "vocabulary and image size must be the checkpoint's")
+    parser.add_argument("--out", type=output_dir,
+                        help="where to write the json files, created if missing (default: the run directory)")
     parser.add_argument("--meteor", action="store_true",
                         help="add METEOR (needs pycocoevalcap and Java; skipped with a warning otherwise)")
     args = parser.parse_args(argv)
     try:
         checkpoint = find_checkpoint(args.run)
         params, _, meta = load_checkpoint(checkpoint)
-        config = Config.from_dict(meta["config"])
+        config = model_meta(meta, checkpoint)
         cache = args.cache or meta["cache"]
+        # The run's own cache must still hold the data it trained on; any cache must share
+        # the checkpoint's vocabulary and image size.
+        check_cache(cache, vocab=meta["vocab"], image_size=config.image_size,
+                    fingerprint=None if args.cache else meta.get("cache_fingerprint"),
+                    checkpoint=checkpoint)
         scores, captions, protocol = evaluate_split(params, config, cache, args.split, args.beam,
                                                     meteor=args.meteor)
     except (CheckpointError, ValueError, OSError) as e:
@@ -108,7 +121,8 @@ def main(argv=None):
     out.mkdir(parents=True, exist_ok=True)
     metrics_file = out / ("metrics.json" if args.split == "test" else f"metrics_{args.split}.json")
     captions_file = out / f"captions_{args.split}.json"
-    write_json(metrics_file, {**scores, "protocol": protocol, "checkpoint": str(checkpoint)})
+    write_json(metrics_file, {**scores, "protocol": protocol,    # the checkpoint from out/
+                              "checkpoint": os.path.relpath(checkpoint, out)})
     write_json(captions_file, captions)
     print(f"wrote {metrics_file} and {captions_file}")
     return 0

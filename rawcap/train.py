@@ -7,11 +7,12 @@
 With no arguments it generates the built-in dataset (data/shapes) if absent, caches it, trains,
 decodes the val split greedily after every epoch (BLEU-4 picks best.h5), and finally scores
 the test split with best.h5. The run directory holds config.json, log.csv (one row per epoch),
-loss.png, last.h5 and best.h5, metrics.json and captions_test.json. Ctrl-C saves last.h5 and
-exits; --resume continues from it, bit for bit on the CPU.
+loss.png, last.h5 and best.h5, metrics.json and captions_test.json, and belongs to this run
+alone (rawcap/run_dir.py: a used folder is refused unless --overwrite, a lock refuses a second
+process). Every option is checked before anything is read or created. Ctrl-C (or kill -9) stops
+the run; --resume continues from last.h5, bit for bit on the CPU.
 """
 import argparse
-import csv
 import json
 import signal
 import sys
@@ -22,86 +23,175 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from .backend import get_device, set_kernels, to_numpy
-from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from .data.batches import CaptionBatches, channel_stats
-from .data.cache import open_cache, prepare
+from .backend import get_device, set_kernels
+from .checkpoint import CheckpointError, load_checkpoint
+from .cli import (HelpFormatter, dropout_rate, existing_file, int_list, nonnegative_float,
+                  nonnegative_int, positive_float, positive_int)
+from .data.batches import CaptionBatches, channel_stats, check_batch
+from .data.cache import cache_fingerprint, cache_path_for, check_cache, open_cache, prepare
 from .data.shapes import generate_shapes
 from .evaluate import evaluate_split, write_json
 from .metrics import format_table
 from .model import Config, init_params, loss_and_grads
 from .optim import NonFiniteError, check_finite, clip_global_norm, learning_rate, make_optimizer
-from .plot import plot_log
+from .run_dir import Run, check_free
 
-LOG_COLUMNS = ("epoch", "step", "train_loss", "val_bleu1", "val_bleu2", "val_bleu3", "val_bleu4",
-               "val_rouge_l", "val_cider", "lr", "seconds", "images_per_s")
+DEFAULT_EPOCHS = 5
+DATASETS = ("shapes", "flickr8k", "flickr30k", "coco", "custom")
+# What --resume may change; every other option is the run's own.
+RESUME_OPTIONS = ("resume", "epochs", "quiet", "device", "kernels", "deterministic")
+DATA_OPTIONS = ("data_dir", "image_size", "min_count", "max_length", "skip_bad")
 
 
-def parse_args(argv=None):
+def build_parser():
     p = argparse.ArgumentParser(prog="python -m rawcap.train", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                formatter_class=HelpFormatter)
     g = p.add_argument_group("data")
-    g.add_argument("--data", default="shapes", choices=["shapes", "flickr8k"],
-                   help="the built-in dataset, or Flickr8k in any of its layouts")
-    g.add_argument("--data-dir", help="the dataset directory (default data/shapes; required for flickr8k)")
-    g.add_argument("--image-size", type=int, help="image side S (default 64 for shapes, 128 for flickr8k)")
-    g.add_argument("--min-count", type=int, default=5, help="vocabulary: minimum word count in train")
-    g.add_argument("--max-length", type=int, default=20, help="captions are cut to this many words")
+    g.add_argument("--data", default="shapes", choices=DATASETS,
+                   help="the built-in dataset, or a dataset in --data-dir in any layout rawcap.data "
+                        "reads (Flickr8k's three, Karpathy's json of Flickr8k/Flickr30k/COCO, or "
+                        "your own captions.tsv); the name is also the default run folder's")
+    g.add_argument("--data-dir", help="the dataset folder, or your .tsv captions file (default "
+                                      "data/shapes; required for the other datasets)")
+    g.add_argument("--cache", type=existing_file,
+                   help="train on this cache, made by python -m rawcap.data prepare, instead of "
+                        "preparing one from --data-dir")
+    g.add_argument("--image-size", type=positive_int,
+                   help="image side S (default 64 for shapes, 128 for flickr8k)")
+    g.add_argument("--min-count", type=positive_int, default=5,
+                   help="vocabulary: minimum word count in train")
+    g.add_argument("--max-length", type=positive_int, default=20,
+                   help="captions are cut to this many words")
+    g.add_argument("--skip-bad", action="store_true",
+                   help="skip and count bad lines and unreadable images instead of stopping at the first")
     g.add_argument("--augment", action="store_true",
                    help="shift training images by up to S/16 pixels and mirror half of them")
     g = p.add_argument_group("run")
-    g.add_argument("--out", help="the run directory (default runs/DATA)")
-    g.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last.h5")
-    g.add_argument("--init-from", metavar="CHECKPOINT", help="start a new run from these weights")
-    g.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    g.add_argument("--out", help="the run folder (default runs/DATA, or runs/NAME for --cache "
+                                 "NAME.h5); it must not hold a run")
+    g.add_argument("--overwrite", action="store_true",
+                   help="replace the run already in --out (its files are deleted)")
+    g.add_argument("--resume", metavar="RUN_DIR",
+                   help="continue the run in RUN_DIR from its last.h5, with its own options")
+    g.add_argument("--init-from", metavar="CHECKPOINT", type=existing_file,
+                   help="start a new run from these weights")
+    g.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="where to train")
     g.add_argument("--kernels", metavar="PINS",
                    help="pin kernel versions per op, e.g. lstm_pointwise=0,softmax_ce=1 or all=0 "
                         "(default: $RAWCAP_KERNELS, else each op's best; python -m rawcap.env lists them)")
     g.add_argument("--deterministic", action="store_true",
                    help="on a GPU, avoid kernels whose atomic adds make runs differ in the last bits "
                         "(the embedding backward sorts its tokens instead)")
-    g.add_argument("--seed", type=int, default=0)
-    g.add_argument("--epochs", type=int, help="epochs in all (default 5; with --resume, the run's own)")
-    g.add_argument("--batch-size", type=int, default=32, help="images per batch, each with all its captions")
-    g.add_argument("--test-beam", type=int, default=3, help="beam size for the final test scores")
+    g.add_argument("--seed", type=int, default=0, help="seed of the weights, batch order and dropout")
+    g.add_argument("--epochs", type=positive_int,
+                   help=f"epochs in all (default {DEFAULT_EPOCHS}; with --resume, the run's own)")
+    g.add_argument("--batch-size", type=positive_int, default=32,
+                   help="images per batch, each with all its captions")
+    g.add_argument("--test-beam", type=positive_int, default=3, help="beam size for the final test scores")
     g.add_argument("--quiet", action="store_true", help="no progress bars")
     g = p.add_argument_group("optimisation")
-    g.add_argument("--optimizer", default="adam", choices=["adam", "sgd"])
-    g.add_argument("--lr", type=float, default=3e-3, help="peak learning rate")
-    g.add_argument("--schedule", default="cosine", choices=["cosine", "step", "constant"])
-    g.add_argument("--warmup-steps", type=int, default=50)
-    g.add_argument("--decay-every", type=int, help="step schedule: steps between decays (default: an epoch)")
-    g.add_argument("--decay-factor", type=float, default=0.5, help="step schedule: lr multiplier")
-    g.add_argument("--clip", type=float, default=5.0, help="global gradient norm limit (0: off)")
+    g.add_argument("--optimizer", default="adam", choices=["adam", "sgd"], help="SGD has momentum 0.9")
+    g.add_argument("--lr", type=positive_float, default=3e-3, help="peak learning rate")
+    g.add_argument("--schedule", default="cosine", choices=["cosine", "step", "constant"],
+                   help="learning rate after the warm-up")
+    g.add_argument("--warmup-steps", type=nonnegative_int, default=50,
+                   help="steps of linear warm-up to the peak learning rate")
+    g.add_argument("--decay-every", type=positive_int,
+                   help="step schedule: steps between decays (default: an epoch)")
+    g.add_argument("--decay-factor", type=positive_float, default=0.5, help="step schedule: lr multiplier")
+    g.add_argument("--clip", type=nonnegative_float, default=5.0,
+                   help="global gradient norm limit (0: off)")
     g = p.add_argument_group("model")
-    g.add_argument("--channels", default="16,32,64", help="conv widths, one 2x pooling block each")
+    g.add_argument("--channels", type=int_list, default=(16, 32, 64),
+                   help="conv widths, one 2x pooling block each (default: 16,32,64)")
     g.add_argument("--cell", default="lstm", choices=["lstm", "rnn"],
                    help="the decoder's recurrent cell: an LSTM, or a vanilla tanh RNN (the warm-up "
                         "the LSTM improves on)")
-    g.add_argument("--embed-size", type=int, default=64)
-    g.add_argument("--hidden-size", type=int, default=128)
-    g.add_argument("--attention-size", type=int, default=64)
-    g.add_argument("--dropout", type=float, default=0.3)
-    g.add_argument("--lambda-alpha", type=float, default=0.02, help="doubly stochastic attention penalty")
-    g.add_argument("--weight-decay", type=float, default=0.0)
+    g.add_argument("--embed-size", type=positive_int, default=64, help="word embedding size E")
+    g.add_argument("--hidden-size", type=positive_int, default=128, help="hidden size H of the LSTM (or RNN)")
+    g.add_argument("--attention-size", type=positive_int, default=64, help="attention size A")
+    g.add_argument("--dropout", type=dropout_rate, default=0.3, help="dropout before the output layer")
+    g.add_argument("--lambda-alpha", type=nonnegative_float, default=0.02,
+                   help="doubly stochastic attention penalty")
+    g.add_argument("--weight-decay", type=nonnegative_float, default=0.0, help="L2 penalty on the weights")
     g.add_argument("--no-f-beta", action="store_true", help="drop the sigmoid gate on the context")
     g.add_argument("--blind", action="store_true",
                    help="zero the image features: a baseline that shows what the image contributes")
-    return p.parse_args(argv)
+    return p
+
+
+def parse_args(argv=None):
+    """The command line, checked as a whole (check_args) -> argparse.Namespace; a bad one exits
+    with status 2 and a usage message, before anything is read or created."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        check_args(args, parser)
+    except ValueError as e:
+        parser.error(str(e))
+    return args
+
+
+def check_args(args, parser):
+    """The checks that involve several options or the files they name; ValueError says which."""
+    given = {k for k, v in vars(args).items() if v != parser.get_default(k)}
+    if args.resume:
+        if not (Path(args.resume) / "last.h5").is_file():
+            raise ValueError(f"--resume {args.resume}: no last.h5 there (nothing to resume; "
+                             f"the run stopped before its first save, or it is not a run folder)")
+        args.changed = sorted(given - set(RESUME_OPTIONS))    # checked against the run in train()
+        return
+    if args.init_from and args.overwrite and args.out and \
+            Path(args.init_from).resolve().parent == Path(args.out).resolve():
+        raise ValueError("--init-from is inside the --out folder that --overwrite would delete")
+    if args.cache:
+        clash = sorted(given & set(DATA_OPTIONS) | ({"data"} & given))
+        if clash:
+            raise ValueError(f"--cache uses the cache's own data and options; drop "
+                             f"{', '.join('--' + k.replace('_', '-') for k in clash)}")
+    else:
+        if args.data != "shapes" and not args.data_dir:
+            raise ValueError(f"--data {args.data} needs --data-dir (the folder with the captions "
+                             f"and images, or your .tsv captions file)")
+        if args.data_dir and not (Path(args.data_dir).is_dir() or
+                                  Path(args.data_dir).suffix.lower() == ".tsv" and Path(args.data_dir).is_file()):
+            raise ValueError(f"--data-dir {args.data_dir}: no such folder or .tsv file")
+        size = args.image_size or default_size(args)
+        blocks = 2 ** len(args.channels)
+        if size % blocks:
+            raise ValueError(f"--image-size {size} must be a multiple of 2^{len(args.channels)} = "
+                             f"{blocks} (one 2x pooling per entry of --channels {args_channels(args)})")
+    check_free(out_dir(args), overwrite=args.overwrite)
+    set_kernels(args.kernels, args.deterministic)
+
+
+def args_channels(args):
+    return ",".join(map(str, args.channels))
+
+
+def default_size(args):
+    return 64 if args.data == "shapes" else 128
+
+
+def out_dir(args):
+    """--out, else runs/DATA (runs/CACHE_NAME with --cache)."""
+    return Path(args.out or Path("runs") / (Path(args.cache).stem if args.cache else args.data))
 
 
 def prepare_data(args, log):
-    """Make sure the dataset and its cache exist -> the cache path."""
-    size = args.image_size or (64 if args.data == "shapes" else 128)
-    if args.data == "flickr8k" and not args.data_dir:
-        raise ValueError("--data flickr8k needs --data-dir (the folder with the captions and images)")
+    """Make sure the dataset and its cache exist -> the cache path. The cache is named after the
+    dataset folder, the image size and a hash of the folder's full path and the options."""
+    if args.cache:
+        return Path(args.cache).resolve()
+    size = args.image_size or default_size(args)
     data_dir = Path(args.data_dir or "data/shapes")
     if args.data == "shapes" and not (data_dir / "shapes.json").is_file():
         log(f"generating the built-in dataset in {data_dir}")
         generate_shapes(data_dir, progress=not args.quiet)
-    cache = (Path("data") / f"{data_dir.resolve().name}-{size}.h5").resolve()
-    prepare(data_dir, cache, size=size, min_count=args.min_count, max_length=args.max_length,
-            progress=not args.quiet, log=log)
+    options = dict(size=size, min_count=args.min_count, max_length=args.max_length,
+                   skip_bad=args.skip_bad)
+    cache = cache_path_for(data_dir, **options)
+    prepare(data_dir, cache, **options, progress=not args.quiet, log=log)
     return cache
 
 
@@ -109,9 +199,11 @@ def model_config(args, cache):
     with open_cache(cache) as f:
         vocab_size = len(json.loads(f.attrs["vocab"])["words"])
         size = int(f.attrs["image_size"])
+    if size % 2 ** len(args.channels):
+        raise ValueError(f"{cache}: images of {size} pixels, not a multiple of 2^{len(args.channels)} "
+                         f"(--channels {args_channels(args)})")
     mean, std = channel_stats(cache)
-    return Config(vocab_size=vocab_size, image_size=size,
-                  channels=tuple(int(c) for c in args.channels.split(",")),
+    return Config(vocab_size=vocab_size, image_size=size, channels=tuple(args.channels),
                   embed_size=args.embed_size, hidden_size=args.hidden_size,
                   attention_size=args.attention_size, dropout=args.dropout,
                   lambda_alpha=args.lambda_alpha, weight_decay=args.weight_decay,
@@ -135,27 +227,6 @@ def stop_on_ctrl_c(log):
     return stop
 
 
-class Run:
-    """The run directory: checkpoints, the epoch log and its plot."""
-
-    def __init__(self, path):
-        self.path = Path(path)
-        self.path.mkdir(parents=True, exist_ok=True)
-
-    def log_epoch(self, row):
-        new = not (self.path / "log.csv").is_file()
-        with open(self.path / "log.csv", "a", newline="") as f:
-            writer = csv.DictWriter(f, LOG_COLUMNS)
-            if new:
-                writer.writeheader()
-            writer.writerow({k: row.get(k, "") for k in LOG_COLUMNS})
-        plot_log(self.path / "log.csv", self.path / "loss.png")
-
-    def save(self, name, params, optimizer, meta):
-        save_checkpoint(self.path / name, {k: to_numpy(v) for k, v in params.items()},
-                        optimizer.state_dict(), meta)
-
-
 def weights_from(checkpoint, params):
     """The checkpoint's parameters, checked against the new model's names and shapes."""
     loaded = load_checkpoint(checkpoint)[0]
@@ -167,33 +238,66 @@ def weights_from(checkpoint, params):
     return {name: loaded[name].astype(p.dtype) for name, p in params.items()}
 
 
+def start_run(args, log):
+    """A new run: the data, the model, the claimed run folder and its config.json
+    -> (args, run, cache, config, params, optimizer state or None, meta)."""
+    args.epochs = args.epochs or DEFAULT_EPOCHS
+    cache = prepare_data(args, log)
+    config = model_config(args, cache)
+    params = init_params(config, np.random.default_rng(args.seed))
+    if args.init_from:
+        params = weights_from(args.init_from, params)
+    run = Run(out_dir(args), "overwrite" if args.overwrite else "new")
+    write_json(run.path / "config.json", {"model": config.to_dict(), "train": vars(args),
+                                          "cache": str(cache)})
+    meta = dict(epoch=0, batch=0, step=0, best_bleu4=-1.0, best_epoch=0, epoch_loss=0.0,
+                epoch_batches=0, log=[], cache_fingerprint=cache_fingerprint(cache),
+                dropout_rng=np.random.default_rng(args.seed + 1).bit_generator.state)
+    return args, run, cache, config, params, None, meta
+
+
+def resume_run(args, log):
+    """The run in args.resume, as its last.h5 left it, with its own options (only those in
+    RESUME_OPTIONS may be given again) -> the same tuple as start_run."""
+    params, opt_state, meta = load_checkpoint(Path(args.resume) / "last.h5")
+    saved = meta["args"]
+    for key in args.changed:
+        if json.loads(json.dumps(getattr(args, key))) != saved.get(key):
+            option = "--" + key.replace("_", "-")
+            raise ValueError(f"--resume continues {args.resume} with its own options: {option} "
+                             f"{getattr(args, key)} differs from the run's {saved.get(key)}; drop "
+                             f"{option}, or start a new run from its weights with --init-from")
+    saved.update(epochs=args.epochs or saved["epochs"], quiet=args.quiet, device=args.device,
+                 kernels=args.kernels, deterministic=args.deterministic, resume=args.resume)
+    args = argparse.Namespace(**saved)
+    config, cache = Config.from_dict(meta["config"]), Path(meta["cache"])
+    check_cache(cache, vocab=meta["vocab"], image_size=config.image_size,
+                fingerprint=meta["cache_fingerprint"], checkpoint=Path(args.resume) / "last.h5")
+    run = Run(args.resume, "resume")
+    for note in run.repair(meta) + [f"removed {name}, left by a killed process" for name in run.removed]:
+        log(f"note: {note}")
+    if meta["epoch"] >= args.epochs:
+        log(f"{run.path} finished training at epoch {meta['epoch']} of {args.epochs}: "
+            f"scoring the test split")
+    else:
+        log(f"resuming {run.path} at epoch {meta['epoch'] + 1} of {args.epochs}, "
+            f"batch {meta['batch'] + 1}")
+    return args, run, cache, config, params, opt_state, meta
+
+
 def train(args, log=print):
     """Run (or resume) training as `args` say; -> the exit status (0, 130 interrupted, 3 non-finite)."""
     xp = get_device(args.device)
     set_kernels(args.kernels, args.deterministic)
-    if args.resume:
-        params, opt_state, meta = load_checkpoint(Path(args.resume) / "last.h5")
-        saved = meta["args"]
-        saved.update(epochs=args.epochs or saved["epochs"], quiet=args.quiet, device=args.device,
-                     resume=args.resume)
-        args = argparse.Namespace(**saved)
-        config, cache = Config.from_dict(meta["config"]), Path(meta["cache"])
-        run = Run(args.resume)
-        log(f"resuming {run.path} at epoch {meta['epoch'] + 1}, batch {meta['batch']}")
-    else:
-        args.epochs = args.epochs or 5
-        cache = prepare_data(args, log)
-        config = model_config(args, cache)
-        rng = np.random.default_rng(args.seed)
-        params = init_params(config, rng)
-        if args.init_from:
-            params = weights_from(args.init_from, params)
-        run = Run(args.out or Path("runs") / args.data)
-        write_json(run.path / "config.json", {"model": config.to_dict(), "train": vars(args),
-                                              "cache": str(cache)})
-        opt_state = None
-        meta = dict(epoch=0, batch=0, step=0, best_bleu4=-1.0, epoch_loss=0.0, epoch_batches=0,
-                    dropout_rng=np.random.default_rng(args.seed + 1).bit_generator.state)
+    args, run, cache, config, params, opt_state, meta = (resume_run if args.resume else start_run)(args, log)
+    try:
+        return train_in(run, args, xp, cache, config, params, opt_state, meta, log)
+    finally:
+        run.release()
+
+
+def train_in(run, args, xp, cache, config, params, opt_state, meta, log):
+    """The training loop, then the test scores: train()'s body once the run folder is claimed."""
     params = {k: xp.asarray(v) for k, v in params.items()}
     optimizer = make_optimizer(args.optimizer, params)
     if opt_state is not None:
@@ -218,7 +322,8 @@ def train(args, log=print):
                     dropout_rng=dropout_rng.bit_generator.state, test_beam=args.test_beam)
 
     stop = stop_on_ctrl_c(log)
-    step_rng = dropout_rng.bit_generator.state      # the dropout RNG as the current step began
+    # The dropout RNG as of the last finished step: what last.h5 saves if a step is cut short.
+    finished_rng = dropout_rng.bit_generator.state
     updating = False
     try:
         while meta["epoch"] < args.epochs:
@@ -229,9 +334,9 @@ def train(args, log=print):
             for batch in bar:
                 if stop.is_set():
                     raise KeyboardInterrupt
-                step_rng = dropout_rng.bit_generator.state
                 tick = time.time()
                 lr = schedule(meta["step"])
+                check_batch(batch, config.vocab_size)       # on the host: no device sync
                 arrays = [xp.asarray(a) for a in batch[:5]]
                 loss, parts, grads = loss_and_grads(params, config, *arrays, dropout_rng)
                 check_finite(loss, grads)
@@ -243,6 +348,7 @@ def train(args, log=print):
                 meta.update(step=meta["step"] + 1, batch=meta["batch"] + 1,
                             epoch_loss=meta["epoch_loss"] + parts["ce"],
                             epoch_batches=meta["epoch_batches"] + 1)
+                finished_rng = dropout_rng.bit_generator.state
                 images_seen += len(batch.images)
                 tokens_per_s = int(batch.mask.sum()) / (time.time() - tick)
                 bar.set_postfix(loss=f"{parts['ce']:.3f}", tok_s=f"{tokens_per_s:.0f}", lr=f"{lr:.1e}")
@@ -253,20 +359,26 @@ def train(args, log=print):
                        train_loss=round(meta["epoch_loss"] / max(meta["epoch_batches"], 1), 4),
                        images_per_s=round(images_seen / seconds, 1),
                        **{f"val_{k}": round(v, 4) for k, v in scores.items()})
+            improved = scores["bleu4"] > meta["best_bleu4"]
+            meta.update(epoch=epoch + 1, batch=0, epoch_loss=0.0, epoch_batches=0,
+                        log=meta["log"] + [row])
+            if improved:
+                meta.update(best_bleu4=scores["bleu4"], best_epoch=epoch + 1)
+            # In this order a kill at any moment leaves a folder that --resume repairs (run_dir).
+            run.save("last.h5", params, optimizer, checkpoint_meta())
+            if improved:
+                run.copy_last_to_best()
+            run.write_log(meta["log"])
             log(f"epoch {epoch + 1}: train loss {row['train_loss']}, val BLEU-4 {scores['bleu4']:.4f} "
                 f"(greedy), {row['images_per_s']} images/s")
-            run.log_epoch(row)
-            meta.update(epoch=epoch + 1, batch=0, epoch_loss=0.0, epoch_batches=0)
-            if scores["bleu4"] > meta["best_bleu4"]:
-                meta["best_bleu4"] = scores["bleu4"]
-                run.save("best.h5", params, optimizer, checkpoint_meta())
-            run.save("last.h5", params, optimizer, checkpoint_meta())
+            if stop.is_set():                   # Ctrl-C during the val decoding
+                raise KeyboardInterrupt
     except KeyboardInterrupt:
         if updating:
             log("\nstopped in the middle of a parameter update: last.h5 keeps the previous save")
             return 130
         # Save the state as of the last finished step; an unfinished one is redone on resume.
-        dropout_rng.bit_generator.state = step_rng
+        dropout_rng.bit_generator.state = finished_rng
         run.save("last.h5", params, optimizer, checkpoint_meta())
         log(f"\ninterrupted: saved {run.path / 'last.h5'}; continue with "
             f"python -m rawcap.train --resume {run.path}")
@@ -280,10 +392,14 @@ def train(args, log=print):
 
     best, _, _ = load_checkpoint(run.path / "best.h5")
     best = {k: xp.asarray(v) for k, v in best.items()}
-    scores, captions, protocol = evaluate_split(best, config, cache, "test", beam=args.test_beam,
-                                                progress=not args.quiet)
-    write_json(run.path / "metrics.json", {**scores, "protocol": protocol,
-                                           "checkpoint": str(run.path / "best.h5")})
+    try:
+        scores, captions, protocol = evaluate_split(best, config, cache, "test", beam=args.test_beam,
+                                                    progress=not args.quiet)
+    except KeyboardInterrupt:
+        log(f"\ninterrupted while scoring the test split; python -m rawcap.train --resume "
+            f"{run.path} scores it again")
+        return 130
+    write_json(run.path / "metrics.json", {**scores, "protocol": protocol, "checkpoint": "best.h5"})
     write_json(run.path / "captions_test.json", captions)
     log(format_table(scores, protocol))
     return 0

@@ -274,3 +274,25 @@ def test_augmented_batches_are_reproducible(cache):
     assert any(not np.array_equal(a.images, u.images) for a, u in zip(first, unaugmented))
     for a, u in zip(first, unaugmented):             # same captions, same order
         np.testing.assert_array_equal(a.inputs, u.inputs)
+
+
+def small_batch(**changes):
+    """A valid two-caption, one-image batch for a vocabulary of 5, with `changes` applied."""
+    batch = batches.Batch(images=np.zeros((1, 3, 4, 4), np.float32),
+                          inputs=np.array([[1, 2, 3], [1, 4, 0]], np.int32),
+                          targets=np.array([[2, 3, 4], [4, 2, 0]], np.int32),
+                          mask=np.array([[1, 1, 1], [1, 1, 0]], bool),
+                          caption_image=np.zeros(2, np.int32), image_rows=np.zeros(1, np.int64))
+    return batch._replace(**changes)
+
+
+@pytest.mark.parametrize("changes, message", [
+    (dict(inputs=np.array([[1, 2, 5], [1, 4, 0]])), r"batch inputs must lie in \[0, 5\) .* \[0, 5\]"),
+    (dict(targets=np.array([[2, -1, 4], [4, 2, 0]])), r"batch targets must lie in \[0, 5\) .* \[-1, 4\]"),
+    (dict(mask=np.array([[1, 2, 1], [1, 1, 0]])), "batch mask must hold only 0 and 1"),
+    (dict(caption_image=np.array([0, 1])), r"batch caption_image must lie in \[0, 1\)"),
+])
+def test_check_batch_names_the_bad_array(changes, message):
+    batches.check_batch(small_batch(), vocab_size=5)
+    with pytest.raises(ValueError, match=message):
+        batches.check_batch(small_batch(**changes), vocab_size=5)

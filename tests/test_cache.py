@@ -2,6 +2,8 @@
 stats, and the command line."""
 import json
 import os
+import subprocess
+import sys
 import re
 
 import h5py
@@ -163,6 +165,19 @@ def test_an_interrupted_rebuild_keeps_the_old_cache(tmp_path, monkeypatch):
     assert sorted(os.listdir(path.parent)) == ["cache.h5", "cache.vocab.json"]
 
 
+def test_prepare_removes_the_temporary_file_of_a_killed_prepare(tmp_path):
+    """kill -9 runs no cleanup: the next prepare removes OUT.tmp-PID of a process that is gone,
+    and leaves the one of a process still writing."""
+    out = tmp_path / "out"
+    out.mkdir()
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True).stdout.strip()
+    (out / f"cache.h5.tmp-{dead}").write_bytes(b"half a cache")
+    (out / f"cache.h5.tmp-{os.getppid()}").write_bytes(b"another prepare, still running")
+    build(tmp_path)
+    assert sorted(os.listdir(out)) == ["cache.h5", f"cache.h5.tmp-{os.getppid()}", "cache.vocab.json"]
+
+
 def test_a_truncated_jpeg_stops_prepare_naming_the_file(tmp_path):
     write_dataset(tmp_path / "data", truncated=["img06.jpg"])
     bad = tmp_path / "data" / "Images" / "img06.jpg"
@@ -231,9 +246,11 @@ def test_cli_prepare_and_stats_succeed(tmp_path, capsys):
                                      ["stats", "{dir}/c.h5"]], ids=["prepare", "stats"])
 def test_cli_reports_a_bad_path_with_status_2(tmp_path, capsys, command):
     missing = tmp_path / "no-such-dir"
-    assert main([arg.format(dir=missing) for arg in command]) == 2
+    with pytest.raises(SystemExit) as stop:         # a usage error, before any work
+        main([arg.format(dir=missing) for arg in command])
+    assert stop.value.code == 2
     err = capsys.readouterr().err
-    assert err.startswith("error: ") and str(missing) in err
+    assert "error: argument" in err and str(missing) in err
 
 
 def test_cli_reports_a_missing_caption_file_of_an_explicit_layout(tmp_path, capsys):

@@ -223,7 +223,7 @@ def test_a_tiny_model_overfits_eight_captions(run_a, workdir):
     """8 images with one caption each (several captions of one image start differently, and
     no model can tell which one comes: CE could not reach 0). CE starts near ln V = ln 39 = 3.7;
     it ends at 0.011-0.014 over init seeds 0-3, so 0.05 leaves a margin of about 4."""
-    cache = workdir / "data" / "shapes-32.h5"
+    cache = json.loads((run_a.path / "config.json").read_text())["cache"]
     with open_cache(cache) as f:
         vocab_size = len(json.loads(f.attrs["vocab"])["words"])
     batch = next(iter(CaptionBatches(cache, "train", 8, per_image=True, prefetch=0).epoch(0)))
@@ -337,9 +337,11 @@ def test_bench_prints_the_time_of_each_part_and_images_per_second(capsys):
 
 def test_flickr8k_without_data_dir_is_an_error(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
-    assert train.main(["--data", "flickr8k", "--quiet"]) == 2
+    with pytest.raises(SystemExit) as stop:
+        train.main(["--data", "flickr8k", "--quiet"])
+    assert stop.value.code == 2
     err = capsys.readouterr().err
-    assert err.startswith("error:") and "--data-dir" in err
+    assert "error: --data flickr8k needs --data-dir" in err
     assert not (tmp_path / "runs").exists()
 
 

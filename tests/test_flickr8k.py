@@ -38,7 +38,7 @@ def test_the_token_file_wins_when_several_caption_files_exist(tmp_path):
 
 @pytest.mark.parametrize("problem, words", [
     ("no-directory", "no such directory"),
-    ("no-caption-file", "no Flickr8k caption file"),
+    ("no-caption-file", "no caption file found"),
     ("no-image-folder", "no image folder"),
     ("unknown-layout", "unknown layout 'coco'"),
     ("token-file-without-split-files", "needs Flickr_8k.trainImages.txt"),

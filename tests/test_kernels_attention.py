@@ -97,3 +97,12 @@ def test_attention_backward_rejects_bad_shapes(version):
 @pytest.mark.parametrize("version", KERNELS)
 def test_attention_gradients(version):
     assert_kernel_gradients("attention", version, attention_check, 2, N=2, L=3, D=2, H=2, A=2)
+
+
+def test_warp_version_sums_through_shared_memory_under_the_simulator():
+    """The simulator has no warp shuffles: version 2's warp_sum is then the shared-memory tree
+    (the shuffle one is compiled and checked by tools/ptx_check.py, test_ptx_check.py)."""
+    from kernels import attention_warp
+    from kernels.launch import simulator
+    want = attention_warp._warp_sum_shared if simulator() else attention_warp._warp_sum_shuffle
+    assert attention_warp.warp_sum is want

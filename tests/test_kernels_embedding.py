@@ -1,4 +1,6 @@
 """kernels/embedding.py against version 0 (rawcap.layers.embedding), under the simulator or on a GPU."""
+import re
+
 import numpy as np
 import pytest
 from kernel_helpers import (
@@ -65,3 +67,15 @@ def test_bad_dout_shape_is_named():
     for version in KERNELS:
         with pytest.raises(ValueError, match="dout"):
             run_version("embedding_backward", version, xp.zeros((2, 3, 4)), cache)
+
+
+@pytest.mark.parametrize("version", KERNELS)
+def test_forward_rejects_bad_shapes_as_version_0(version):
+    """The kernels' forward keeps the layer's shape checks (the ids' range is the host batch's,
+    rawcap.data.batches.check_batch, so that the GPU is not synchronised to read them)."""
+    xp = kernel_xp()
+    for ids, W in [(xp.zeros((2, 3)), xp.zeros((4, 5))), (xp.zeros((2, 3), int), xp.zeros(4))]:
+        with pytest.raises(ValueError) as want:
+            run_version("embedding_forward", 0, ids, W)
+        with pytest.raises(ValueError, match=re.escape(str(want.value))):
+            run_version("embedding_forward", version, ids, W)

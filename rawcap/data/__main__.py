@@ -3,6 +3,7 @@ import argparse
 import sys
 import time
 
+from ..cli import existing_dir, existing_file, positive_int
 from .cache import prepare, stats
 from .flickr8k import LAYOUTS, DataError
 from .images import ImageError
@@ -16,34 +17,34 @@ def main(argv=None):
                             description="Read captions and splits in any of the three Flickr8k "
                             "layouts, preprocess every image, build the vocabulary on the train "
                             "split and write one HDF5 file (reused when nothing changed).")
-    p.add_argument("--data-dir", required=True, help="the dataset directory (caption file + image folder)")
+    p.add_argument("--data-dir", required=True, type=existing_dir, help="the dataset directory (caption file + image folder)")
     p.add_argument("--out", required=True, help="the cache file to write, e.g. data/flickr8k.h5")
-    p.add_argument("--size", type=int, default=128, help="image side S after resize + centre crop (default 128)")
+    p.add_argument("--size", type=positive_int, default=128, help="image side S after resize + centre crop (default 128)")
     p.add_argument("--layout", default="auto", choices=["auto", *LAYOUTS],
                    help="caption layout (default: detected; flickr8k, then kaggle, then karpathy)")
-    p.add_argument("--min-count", type=int, default=5,
+    p.add_argument("--min-count", type=positive_int, default=5,
                    help="keep words seen at least this often in train; others become <unk> (default 5)")
-    p.add_argument("--max-length", type=int, default=20,
+    p.add_argument("--max-length", type=positive_int, default=20,
                    help="truncate captions to this many words, and count them (default 20)")
     p.add_argument("--skip-bad", action="store_true",
                    help="skip and count bad entries (malformed lines, empty captions, missing or "
                         "unreadable images) instead of stopping at the first")
     p.add_argument("--split-seed", type=int, default=0,
                    help="seed of the split made when a kaggle layout has no split files (default 0)")
-    p.add_argument("--workers", type=int, default=None, help="image loading threads (default: all cores)")
+    p.add_argument("--workers", type=positive_int, default=None, help="image loading threads (default: all cores)")
 
     p = commands.add_parser("stats", help="describe a cache: images per split, vocabulary, lengths, <unk>")
-    p.add_argument("cache", help="a file written by prepare")
+    p.add_argument("cache", type=existing_file, help="a file written by prepare")
 
     p = commands.add_parser("shapes", help="generate the built-in dataset of synthetic scenes",
                             description="Scenes of 1-3 coloured shapes with 5 reference captions "
                             "each, written in the Flickr8k layout (images/, Flickr8k.token.txt, "
                             "split files). Deterministic from the seed; reused when it exists.")
     p.add_argument("--out", required=True, help="the directory to write, e.g. data/shapes")
-    p.add_argument("--images", type=int, default=6000, help="number of images (default 6000)")
+    p.add_argument("--images", type=positive_int, default=6000, help="number of images (default 6000)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument("--size", type=int, default=128, help="image side in pixels (default 128)")
-    p.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
+    p.add_argument("--size", type=positive_int, default=128, help="image side in pixels (default 128)")
+    p.add_argument("--workers", type=positive_int, default=None, help="processes (default: all cores)")
 
     args = parser.parse_args(argv)
     start = time.time()

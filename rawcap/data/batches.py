@@ -63,6 +63,26 @@ class Batch(NamedTuple):
     image_rows: np.ndarray
 
 
+def check_batch(batch, vocab_size):
+    """Raise a ValueError unless the batch's ids and mask hold values the model can take:
+    inputs and targets in [0, vocab_size), mask of 0 and 1, caption_image rows of images.
+
+    Run on the host batch before it is copied to a GPU: the kernels do not check values, since
+    reading a device array's values would synchronise the host with the GPU every step.
+    """
+    for name in ("inputs", "targets"):
+        ids = getattr(batch, name)
+        if ids.size and (ids.min() < 0 or ids.max() >= vocab_size):
+            raise ValueError(f"batch {name} must lie in [0, {vocab_size}) (the model's vocabulary), "
+                             f"got values in [{ids.min()}, {ids.max()}]")
+    if not np.isin(batch.mask, (0, 1)).all():
+        raise ValueError("batch mask must hold only 0 and 1 (or False and True)")
+    rows = batch.caption_image
+    if rows.size and (rows.min() < 0 or rows.max() >= len(batch.images)):
+        raise ValueError(f"batch caption_image must lie in [0, {len(batch.images)}) (its images), "
+                         f"got values in [{rows.min()}, {rows.max()}]")
+
+
 class CaptionBatches:
     """The batches of one split of a cache, epoch after epoch.
 

@@ -17,7 +17,7 @@ import h5py
 import numpy as np
 from tqdm import tqdm
 
-from .flickr8k import KAGGLE_FILE, KARPATHY_FILE, SPLIT_FILES, SPLITS, TOKEN_FILE, read_corpus
+from .flickr8k import SPLITS, read_corpus
 from .images import ImageError, load_image
 from .vocab import END_ID, PAD_ID, UNK_ID, Vocabulary
 
@@ -34,14 +34,53 @@ def vocab_path(cache_path):
 def fingerprint(data_dir, corpus, options):
     """A hash of the caption and split files, every used image's size and mtime, and the options."""
     digest = hashlib.sha256(json.dumps({"version": FORMAT_VERSION, **options}, sort_keys=True).encode())
-    for name in (TOKEN_FILE, KAGGLE_FILE, KARPATHY_FILE, *SPLIT_FILES.values()):
-        path = Path(data_dir) / name
-        if path.is_file():
-            digest.update(name.encode() + path.read_bytes())
+    for path in corpus.files:
+        digest.update(Path(path).name.encode() + Path(path).read_bytes())
     for name, split in corpus.images:
         stat = (corpus.image_dir / name).stat()
         digest.update(f"{name}|{split}|{stat.st_size}|{stat.st_mtime_ns}".encode())
     return digest.hexdigest()
+
+
+def cache_path_for(data_dir, size, min_count, max_length, skip_bad=False, root="data"):
+    """Where train keeps the cache of `data_dir` with these options:
+    data/<folder>-<size>-<hash>.h5, the hash (8 hex digits) of the folder's full path and the
+    options, so two datasets in folders of the same name, or one with other options, never
+    share a file."""
+    key = json.dumps({"data_dir": str(Path(data_dir).resolve()), "size": size,
+                      "min_count": min_count, "max_length": max_length, "skip_bad": skip_bad},
+                     sort_keys=True)
+    digest = hashlib.sha256(key.encode()).hexdigest()[:8]
+    return (Path(root) / f"{Path(data_dir).resolve().name}-{size}-{digest}.h5").resolve()
+
+
+def cache_fingerprint(path):
+    """The fingerprint of the cache at `path` (its inputs and options); ValueError if it is not
+    a complete cache."""
+    with open_cache(path) as f:
+        key = f.attrs.get("fingerprint")
+    if key is None:
+        raise ValueError(f"{path}: a cache without a fingerprint (incomplete; prepare it again)")
+    return str(key)
+
+
+def check_cache(path, vocab, image_size, fingerprint=None, checkpoint="the checkpoint"):
+    """Refuse (ValueError) a cache that does not go with a checkpoint: another vocabulary or
+    image size, or (given `fingerprint`) other data than the run was trained on."""
+    with open_cache(path) as f:
+        words = json.loads(f.attrs["vocab"])["words"]
+        size = int(f.attrs["image_size"])
+        key, source = f.attrs.get("fingerprint"), f.attrs.get("data_dir", "?")
+    if fingerprint is not None and key != fingerprint:
+        raise ValueError(f"{path}: this cache now holds other data than {checkpoint} was "
+                         f"trained on (it was rebuilt, now from {source}); prepare the run's "
+                         f"data again, or name a cache with --cache")
+    if size != image_size:
+        raise ValueError(f"{path}: images of {size} pixels, but {checkpoint} was trained on "
+                         f"{image_size}")
+    if words != list(vocab):
+        raise ValueError(f"{path}: its vocabulary ({len(words)} entries) is not the one "
+                         f"{checkpoint} was trained with ({len(vocab)} entries)")
 
 
 def cached_fingerprint(path):
@@ -54,8 +93,10 @@ def cached_fingerprint(path):
 
 
 def prepare(data_dir, out, size=128, min_count=5, max_length=20, layout="auto", skip_bad=False,
-            split_seed=0, workers=None, progress=True, log=print):
-    """Build the cache `out` from `data_dir`; returns the path. Reuses an up-to-date cache."""
+            split_seed=0, workers=None, chunk=64, progress=True, log=print):
+    """Build the cache `out` from `data_dir`; returns the path. Reuses an up-to-date cache.
+    Images are preprocessed `chunk` at a time and written to the file as they come, so the
+    dataset never has to fit in memory."""
     corpus = read_corpus(data_dir, layout, skip_bad, split_seed)
     for note in corpus.notes:
         log(f"note: {note}")
@@ -69,57 +110,61 @@ def prepare(data_dir, out, size=128, min_count=5, max_length=20, layout="auto", 
                 Vocabulary.from_json(f.attrs["vocab"]).save(vocab_path(out))
         return Path(out)
 
-    images, kept = _load_images(corpus, size, skip_bad, workers, progress)
-    names = [name for name, _ in kept]
-    train_captions = [tokens for name, split in kept if split == "train"
-                      for tokens in corpus.captions[name]]
-    if not train_captions:
-        raise ValueError(f"{data_dir}: the training split has no captions")
-    vocab = Vocabulary.build(train_captions, min_count)
-    rows, lengths, owner, text, truncated = [], [], [], [], 0
-    for i, name in enumerate(names):
-        for tokens in corpus.captions[name]:
-            ids, cut = vocab.encode(tokens, max_length)
-            rows.append(ids + [PAD_ID] * (max_length + 2 - len(ids)))
-            lengths.append(len(ids))
-            owner.append(i)
-            text.append(" ".join(tokens))
-            truncated += cut
-    captions = np.array(rows, dtype=np.int32)
-    unk = int((captions == UNK_ID).sum())
-    if truncated:
-        log(f"note: {truncated} of {len(rows)} captions were longer than {max_length} words "
-            f"and were truncated")
-
     Path(out).parent.mkdir(parents=True, exist_ok=True)
+    for stale in remove_dead_temporaries(out):
+        log(f"note: removed {stale}, left by a process that was killed while writing it")
     tmp = f"{out}.tmp-{os.getpid()}"
     try:
         with h5py.File(tmp, "w") as f:
-            f.create_dataset("images", data=images, chunks=(1,) + images.shape[1:])
-            f.create_dataset("filenames", data=names, dtype=h5py.string_dtype())
-            f.create_dataset("split", data=[SPLITS.index(split) for _, split in kept], dtype=np.uint8)
-            f.create_dataset("captions", data=captions)
-            f.create_dataset("caption_lengths", data=np.array(lengths, dtype=np.int32))
-            f.create_dataset("caption_image", data=np.array(owner, dtype=np.int32))
-            f.create_dataset("caption_text", data=text, dtype=h5py.string_dtype())
+            kept = _write_images(f, corpus, size, skip_bad, workers, chunk, progress)
+            vocab, n_captions, truncated = _write_captions(f, corpus, kept, min_count, max_length,
+                                                           data_dir)
             f.attrs.update(dict(
                 format_version=FORMAT_VERSION, vocab=vocab.to_json(), image_size=size,
                 max_length=max_length, min_count=min_count, layout=corpus.layout,
-                data_dir=str(data_dir), split_names=json.dumps(SPLITS), truncated=truncated,
-                unk_tokens=unk, skipped=json.dumps(dict(corpus.skipped)), notes=json.dumps(corpus.notes)))
+                data_dir=str(Path(data_dir).resolve()), split_names=json.dumps(SPLITS),
+                truncated=truncated, unk_tokens=int((f["captions"][:] == UNK_ID).sum()),
+                skipped=json.dumps(dict(corpus.skipped)), notes=json.dumps(corpus.notes)))
             f.attrs["fingerprint"] = key            # last: only a complete file carries it
         os.replace(tmp, out)
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+    if truncated:
+        log(f"note: {truncated} of {n_captions} captions were longer than {max_length} words "
+            f"and were truncated")
     vocab.save(vocab_path(out))
-    log(f"wrote {out}: {len(names)} images, {len(rows)} captions, vocabulary of {len(vocab)} "
+    log(f"wrote {out}: {len(kept)} images, {n_captions} captions, vocabulary of {len(vocab)} "
         f"(and {vocab_path(out)})")
     return Path(out)
 
 
-def _load_images(corpus, size, skip_bad, workers, progress):
-    """Preprocess every image in threads (Pillow decodes without the GIL) -> (uint8 array, kept)."""
+def remove_dead_temporaries(out):
+    """Delete OUT.tmp-PID files whose process no longer runs (killed while writing) -> their paths.
+    Those of live processes (another prepare of the same cache) are left alone."""
+    removed = []
+    for path in Path(out).parent.glob(f"{Path(out).name}.tmp-*"):
+        pid = path.name.rsplit("-", 1)[1]
+        if pid.isdigit() and not _running(int(pid)):
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
+
+
+def _running(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:         # another user's process
+        return True
+    return True
+
+
+def _write_images(f, corpus, size, skip_bad, workers, chunk, progress):
+    """Preprocess every image in threads (Pillow decodes without the GIL), `chunk` at a time,
+    into f["images"] and f["filenames"]; unreadable ones are left out (skip_bad) -> the kept
+    (file name, split) entries, in the file's row order."""
     def load(name):
         try:
             return load_image(corpus.image_dir / name, size)
@@ -128,18 +173,48 @@ def _load_images(corpus, size, skip_bad, workers, progress):
                 raise ImageError(f"{e} (--skip-bad skips and counts such images)") from None
             return e
 
-    images = np.empty((len(corpus.images), 3, size, size), dtype=np.uint8)
-    good = np.ones(len(corpus.images), dtype=bool)
-    with ThreadPoolExecutor(workers or os.cpu_count()) as pool:
-        results = pool.map(load, [name for name, _ in corpus.images])
-        for i, result in enumerate(tqdm(results, total=len(images), desc="images", unit="img",
-                                        disable=not progress)):
-            if isinstance(result, ImageError):
-                corpus.skipped["unreadable image"] += 1
-                good[i] = False
-            else:
-                images[i] = result
-    return images[good], [entry for entry, ok in zip(corpus.images, good) if ok]
+    images = f.create_dataset("images", shape=(len(corpus.images), 3, size, size), dtype=np.uint8,
+                              maxshape=(None, 3, size, size), chunks=(1, 3, size, size))
+    kept = []
+    with ThreadPoolExecutor(workers or os.cpu_count()) as pool, \
+            tqdm(total=len(corpus.images), desc="images", unit="img", disable=not progress) as bar:
+        for start in range(0, len(corpus.images), chunk):
+            entries = corpus.images[start:start + chunk]
+            for entry, result in zip(entries, pool.map(load, [name for name, _ in entries])):
+                if isinstance(result, ImageError):
+                    corpus.skipped["unreadable image"] += 1
+                else:
+                    images[len(kept)] = result
+                    kept.append(entry)
+            bar.update(len(entries))
+    images.resize(len(kept), axis=0)
+    f.create_dataset("filenames", data=[name for name, _ in kept], dtype=h5py.string_dtype())
+    f.create_dataset("split", data=[SPLITS.index(split) for _, split in kept], dtype=np.uint8)
+    return kept
+
+
+def _write_captions(f, corpus, kept, min_count, max_length, data_dir):
+    """The vocabulary (built on train) and every caption of the kept images, encoded, into f
+    -> (vocab, number of captions, number truncated)."""
+    train_captions = [tokens for name, split in kept if split == "train"
+                      for tokens in corpus.captions[name]]
+    if not train_captions:
+        raise ValueError(f"{data_dir}: the training split has no captions")
+    vocab = Vocabulary.build(train_captions, min_count)
+    rows, lengths, owner, text, truncated = [], [], [], [], 0
+    for i, (name, _) in enumerate(kept):
+        for tokens in corpus.captions[name]:
+            ids, cut = vocab.encode(tokens, max_length)
+            rows.append(ids + [PAD_ID] * (max_length + 2 - len(ids)))
+            lengths.append(len(ids))
+            owner.append(i)
+            text.append(" ".join(tokens))
+            truncated += cut
+    f.create_dataset("captions", data=np.array(rows, dtype=np.int32))
+    f.create_dataset("caption_lengths", data=np.array(lengths, dtype=np.int32))
+    f.create_dataset("caption_image", data=np.array(owner, dtype=np.int32))
+    f.create_dataset("caption_text", data=text, dtype=h5py.string_dtype())
+    return vocab, len(rows), truncated
 
 
 def open_cache(path):
