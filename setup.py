@@ -7,6 +7,8 @@ setup(
     description="Show-Attend-Tell image captioning with every forward and backward pass written by hand",
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
+    license="MIT",
+    classifiers=["License :: OSI Approved :: MIT License", "Programming Language :: Python :: 3"],
     python_requires=">=3.10",
     packages=find_packages(include=["rawcap", "rawcap.*", "kernels", "kernels.*"]),
     install_requires=[

@@ -105,8 +105,8 @@ def softmax_cross_entropy_forward_v1(logits, targets, mask, overwrite_logits=Fal
     return xp.asarray(row_loss.sum() * inv_count, dtype=logits.dtype), dlogits
 
 
-def softmax_cross_entropy_backward_v1(cache, dloss=1.0):
-    """-> dlogits[N, T, V] (computed by the forward) times dloss."""
+def softmax_cross_entropy_backward_v1(dloss, cache):
+    """dloss (a number or 0-d array) -> dlogits[N, T, V] (computed by the forward) times dloss."""
     dlogits = cache
     if isinstance(dloss, (int, float)) and dloss == 1:
         return dlogits

@@ -8,10 +8,11 @@ The hot layer functions have more than one implementation, numbered per op:
     version 0      the layer in rawcap.layers (or rawcap.optim), on NumPy or CuPy arrays
     version 1, 2   Numba CUDA kernels in kernels/<module>.py, named <function>_v<k>
 
-`ops.<function>(...)` calls the version in effect for the arrays it is given: version 0 on NumPy
-arrays, the op's default kernel version (its module's DEFAULT) on CuPy arrays. A version that
-lacks one of the op's functions uses version 0's. Versions can be pinned for study and
-benchmarks, on either kind of array (kernels on NumPy arrays need Numba's CUDA simulator):
+`ops.<function>(...)` calls the version in effect for the arrays it is given (its first array
+argument decides): version 0 on NumPy arrays, the op's default kernel version (its module's
+DEFAULT) on CuPy arrays. A version that lacks one of the op's functions uses version 0's.
+Versions can be pinned for study and benchmarks, on either kind of array (kernels on NumPy
+arrays need Numba's CUDA simulator):
 
     RAWCAP_KERNELS="lstm_pointwise=0,softmax_ce=1" python -m rawcap.train --device cuda
     python -m rawcap.train --device cuda --kernels all=0          # the plain CuPy layers
@@ -149,8 +150,29 @@ def default_version(op):
     return _kernel_module(op).DEFAULT
 
 
+# Layer functions that stand in for version 0 (a student's: rawcap.student.use_layers).
+_version_0_replaced = {}
+
+
+@contextmanager
+def version_0_replaced(functions, pin_ops):
+    """`with version_0_replaced({function: callable}, ops): ...` runs the block with these
+    callables as version 0 of their functions and the ops `pin_ops` pinned to version 0."""
+    before = dict(_version_0_replaced), _Settings.pins
+    _version_0_replaced.update(functions)
+    _Settings.pins = {**_Settings.pins, **{op: 0 for op in pin_ops}}
+    try:
+        yield
+    finally:
+        _version_0_replaced.clear()
+        _version_0_replaced.update(before[0])
+        _Settings.pins = before[1]
+
+
 def implementation(function, version):
     """The callable that is version `version` of layer function `function`."""
+    if version == 0 and function in _version_0_replaced:
+        return _version_0_replaced[function]
     op = OP_OF[function]
     if version != 0:
         kernel = getattr(_kernel_module(op), f"{function}_v{version}", None)
@@ -172,9 +194,11 @@ class _Ops:
         if function not in OP_OF:
             raise AttributeError(f"rawcap.backend.ops has no {function!r}; it has {sorted(OP_OF)}")
 
-        def call(first, *args, **kwargs):
-            version = version_in_effect(OP_OF[function], array_module(first))
-            return implementation(function, version)(first, *args, **kwargs)
+        def call(*args, **kwargs):
+            # The first array argument decides (softmax-CE's backward takes dloss, maybe a number, first).
+            owner = next((a for a in args if hasattr(a, "shape")), args[0])
+            version = version_in_effect(OP_OF[function], array_module(owner))
+            return implementation(function, version)(*args, **kwargs)
 
         call.__name__ = function
         return call

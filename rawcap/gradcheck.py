@@ -15,9 +15,15 @@ The layers that have GPU kernels are called through `rawcap.backend.ops`, so pin
 checks the kernels' gradients too (on NumPy arrays, under Numba's CUDA simulator):
 
     NUMBA_ENABLE_CUDASIM=1 python -m rawcap.gradcheck --kernels all=1
+
+A student's own layers (rawcap.student) are checked in place of the textbook's, and --explain
+breaks a failing gradient down by gate block, time step or location (rawcap.explain):
+
+    python -m rawcap.gradcheck --layers hw/ --layer lstm_step --explain
 """
 import argparse
 import sys
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -82,6 +88,18 @@ class LayerCheck:
 
 def gradient_errors(check, rng):
     """[(gradient name, shape, relative error)] for every gradient that `check`'s backward returns."""
+    return [(name, numeric.shape, gradient_error(grad, numeric))
+            for name, grad, numeric in gradient_pairs(check, rng)]
+
+
+def gradient_error(grad, numeric):
+    """relative_error, or infinity if the backward's gradient (maybe None) has the wrong shape."""
+    return relative_error(grad, numeric) if np.shape(grad) == numeric.shape else float("inf")
+
+
+def gradient_pairs(check, rng):
+    """[(gradient name, analytic, numeric)] for every gradient that `check`'s backward returns
+    (the analytic one as returned: it may have the wrong shape, or be None)."""
     args = list(check.args.values())
     *outputs, cache = check.forward(*args, **check.options)
     douts = tuple(rng.standard_normal(np.shape(y)) for y in outputs)
@@ -96,10 +114,7 @@ def gradient_errors(check, rng):
     rows = []
     for name, grad in zip(check.grads, analytic):
         x = check.args[name]
-        if np.shape(grad) != x.shape:
-            raise AssertionError(f"{check.layer}: d{name} has shape {np.shape(grad)}, {name} has {x.shape}")
-        numeric = numerical_gradient(outputs_only, x, douts)
-        rows.append((f"d{name}", x.shape, relative_error(grad, numeric)))
+        rows.append((f"d{name}", grad, numerical_gradient(outputs_only, x, douts)))
     return rows
 
 
@@ -215,8 +230,7 @@ def softmax_cross_entropy_check(rng, N=3, T=4, V=7, scale=1.0):
     args = dict(logits=scale * rng.standard_normal((N, T, V)),
                 targets=rng.integers(0, V, size=(N, T)), mask=mask)
     return LayerCheck("softmax_cross_entropy", ops.softmax_cross_entropy_forward,
-                      lambda dloss, cache: ops.softmax_cross_entropy_backward(cache, dloss),
-                      args, ("logits",))
+                      ops.softmax_cross_entropy_backward, args, ("logits",))
 
 
 CHECKS = {build.__name__.removesuffix("_check"): build for build in (
@@ -241,6 +255,11 @@ def main(argv=None):
     parser.add_argument("--kernels", metavar="PINS",
                         help="kernel versions to check, as RAWCAP_KERNELS takes them (e.g. all=1); "
                              "on the CPU this needs NUMBA_ENABLE_CUDASIM=1")
+    parser.add_argument("--layers", metavar="FOLDER",
+                        help="check a student's functions (python -m rawcap.exercises make) "
+                             "in place of the layers'")
+    parser.add_argument("--explain", action="store_true",
+                        help="break each failing gradient down by gate block, time step or location")
     args = parser.parse_args(argv)
     if args.kernels is not None:
         try:
@@ -248,15 +267,25 @@ def main(argv=None):
         except ValueError as e:
             parser.error(str(e))
 
-    rows = []
-    for layer in args.layer or CHECKS:
-        rng = np.random.default_rng(args.seed)
-        check = CHECKS[layer](rng)
-        try:
-            rows += [(layer, name, shape, error) for name, shape, error in gradient_errors(check, rng)]
-        except RuntimeError as e:       # a CUDA kernel pinned on NumPy arrays, no simulator
-            print(f"error: --kernels {args.kernels}: {layer}: {e}", file=sys.stderr)
-            return 2
+    from .explain import explain
+    from .student import StudentLayerError, use_layers
+    rows, explained, layer = [], [], None
+    try:
+        with use_layers(args.layers, require_calls=False) if args.layers else nullcontext() as student:
+            for layer in args.layer or CHECKS:
+                rng = np.random.default_rng(args.seed)
+                check = CHECKS[layer](rng)
+                pairs = gradient_pairs(check, rng)
+                rows += [(layer, name, n.shape, gradient_error(a, n)) for name, a, n in pairs]
+                explained += explain(layer, pairs, check.options) if args.explain else []
+            if student and not args.layer:
+                student.check_called("python -m rawcap.gradcheck")
+    except (StudentLayerError, NotImplementedError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except RuntimeError as e:       # a CUDA kernel pinned on NumPy arrays, no simulator
+        print(f"error: --kernels {args.kernels}: {layer}: {e}", file=sys.stderr)
+        return 2
 
     header = ("layer", "gradient", "shape", "max relative error", "ok")
     table = [header] + [(layer, name, str(shape), f"{error:.1e}", verdict(error))
@@ -267,6 +296,10 @@ def main(argv=None):
         if k == 0:
             print("-+-".join("-" * width for width in widths))
 
+    if explained:
+        print("\n" + "\n".join(explained))
+    if student and student.never_called(list(student.functions)):
+        print(f"\nnot checked by this run: {', '.join(student.never_called(list(student.functions)))}")
     worst = max(rows, key=lambda row: row[3])
     failed = [row for row in rows if row[3] >= LIMIT]
     loose = [row for row in rows if TOLERANCE <= row[3] < LIMIT]

@@ -263,7 +263,7 @@ def backward(cache):
      (B, T, N, L, D), words_shape) = cache
     xp = array_module(maskf)
     grads = {name: xp.zeros_like(p) for name, p in params.items()}
-    dlogits = ops.softmax_cross_entropy_backward(ce_cache)
+    dlogits = ops.softmax_cross_entropy_backward(1.0, ce_cache)
     ddropped, grads["out_w"], grads["out_b"] = nn.affine_backward(dlogits, out)
     dhs = nn.dropout_backward(ddropped, drop)
     dalphas = config.lambda_alpha * 2 * (attended - 1)[:, None, :] * maskf[:, :, None] / B

@@ -10,7 +10,8 @@ the test split with best.h5. The run directory holds config.json, log.csv (one r
 loss.png, last.h5 and best.h5, metrics.json and captions_test.json, and belongs to this run
 alone (rawcap/run_dir.py: a used folder is refused unless --overwrite, a lock refuses a second
 process). Every option is checked before anything is read or created. Ctrl-C (or kill -9) stops
-the run; --resume continues from last.h5, bit for bit on the CPU.
+the run; --resume continues from last.h5, bit for bit on the CPU. --layers hw/ trains with a
+student's own layer functions (rawcap.student) in place of the textbook's.
 """
 import argparse
 import json
@@ -18,6 +19,7 @@ import signal
 import sys
 import threading
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +37,7 @@ from .metrics import format_table
 from .model import Config, init_params, loss_and_grads
 from .optim import NonFiniteError, check_finite, clip_global_norm, learning_rate, make_optimizer
 from .run_dir import Run, check_free
+from .student import load_layers
 
 DEFAULT_EPOCHS = 5
 DATASETS = ("shapes", "flickr8k", "flickr30k", "coco", "custom")
@@ -82,6 +85,9 @@ def build_parser():
     g.add_argument("--deterministic", action="store_true",
                    help="on a GPU, avoid kernels whose atomic adds make runs differ in the last bits "
                         "(the embedding backward sorts its tokens instead)")
+    g.add_argument("--layers", metavar="FOLDER",
+                   help="train with the functions of an exercise folder (python -m rawcap.exercises "
+                        "make) in place of the textbook layers; their ops run version 0")
     g.add_argument("--seed", type=int, default=0, help="seed of the weights, batch order and dropout")
     g.add_argument("--epochs", type=positive_int,
                    help=f"epochs in all (default {DEFAULT_EPOCHS}; with --resume, the run's own)")
@@ -161,6 +167,8 @@ def check_args(args, parser):
         if size % blocks:
             raise ValueError(f"--image-size {size} must be a multiple of 2^{len(args.channels)} = "
                              f"{blocks} (one 2x pooling per entry of --channels {args_channels(args)})")
+    if args.layers:
+        load_layers(args.layers)            # a StudentLayerError (a ValueError) names the file
     check_free(out_dir(args), overwrite=args.overwrite)
     set_kernels(args.kernels, args.deterministic)
 
@@ -291,13 +299,28 @@ def train(args, log=print):
     set_kernels(args.kernels, args.deterministic)
     args, run, cache, config, params, opt_state, meta = (resume_run if args.resume else start_run)(args, log)
     try:
-        return train_in(run, args, xp, cache, config, params, opt_state, meta, log)
+        student = load_layers(args.layers) if getattr(args, "layers", None) else None
+        with student.installed() if student else nullcontext():
+            if student:
+                log(f"layers from {args.layers}: {', '.join(student.functions)}")
+            return train_in(run, args, xp, cache, config, params, opt_state, meta, log, student)
     finally:
         run.release()
 
 
-def train_in(run, args, xp, cache, config, params, opt_state, meta, log):
-    """The training loop, then the test scores: train()'s body once the run folder is claimed."""
+def check_layers_ran(student, log):
+    """After the first step: every student function ran, except the sequence LSTM, which the
+    captioner (one step at a time) never calls."""
+    sequence = [n for n in student.never_called() if n in ("lstm_forward", "lstm_backward")]
+    if sequence:
+        log(f"note: the captioner never calls {', '.join(sequence)} (it runs the LSTM one step at "
+            "a time); python -m rawcap.exercises grade checks them")
+    student.check_called("the first training step", exempt=sequence)
+
+
+def train_in(run, args, xp, cache, config, params, opt_state, meta, log, student=None):
+    """The training loop, then the test scores: train()'s body once the run folder is claimed
+    (with a student's layers in place if `student`: rawcap.student)."""
     params = {k: xp.asarray(v) for k, v in params.items()}
     optimizer = make_optimizer(args.optimizer, params)
     if opt_state is not None:
@@ -339,6 +362,9 @@ def train_in(run, args, xp, cache, config, params, opt_state, meta, log):
                 check_batch(batch, config.vocab_size)       # on the host: no device sync
                 arrays = [xp.asarray(a) for a in batch[:5]]
                 loss, parts, grads = loss_and_grads(params, config, *arrays, dropout_rng)
+                if student is not None:
+                    check_layers_ran(student, log)
+                    student = None
                 check_finite(loss, grads)
                 if args.clip:
                     clip_global_norm(grads, args.clip)

@@ -35,8 +35,8 @@ def forward_and_backward(version, logits, targets, mask, overwrite_logits):
     logits = logits.copy()
     loss, cache = run_version("softmax_cross_entropy_forward", version, logits, targets, mask,
                               overwrite_logits=overwrite_logits)
-    return (loss, run_version("softmax_cross_entropy_backward", version, cache),
-            run_version("softmax_cross_entropy_backward", version, cache, 2.5)), logits
+    return (loss, run_version("softmax_cross_entropy_backward", version, 1.0, cache),
+            run_version("softmax_cross_entropy_backward", version, 2.5, cache)), logits
 
 
 @pytest.mark.parametrize("version", KERNELS)

@@ -57,14 +57,14 @@ def test_loss_and_gradient_match_scipy(seed, scale):
     loss_hand, dlogits_hand = cross_entropy_by_hand(logits, targets, mask)
     assert np.ndim(loss) == 0
     assert loss == pytest.approx(loss_hand, rel=1e-12)
-    np.testing.assert_allclose(softmax_cross_entropy_backward(cache), dlogits_hand,
+    np.testing.assert_allclose(softmax_cross_entropy_backward(1.0, cache), dlogits_hand,
                                rtol=1e-10, atol=1e-15)
 
 
 def test_masked_tokens_get_exactly_zero_gradient():
     logits, targets, mask = random_batch(np.random.default_rng(0), N=4, T=6)
     _, cache = softmax_cross_entropy_forward(logits, targets, mask)
-    dlogits = softmax_cross_entropy_backward(cache)
+    dlogits = softmax_cross_entropy_backward(1.0, cache)
     assert not mask.all() and mask.any()
     assert np.all(dlogits[~mask] == 0)
     assert np.all(np.abs(dlogits[mask]).max(axis=1) > 0)
@@ -86,14 +86,14 @@ def test_all_masked_batch_gives_zero_loss_and_zero_gradient():
     logits, targets, mask = random_batch(np.random.default_rng(0))
     loss, cache = softmax_cross_entropy_forward(logits, targets, np.zeros_like(mask))
     assert loss == 0.0
-    np.testing.assert_array_equal(softmax_cross_entropy_backward(cache), 0.0)
+    np.testing.assert_array_equal(softmax_cross_entropy_backward(1.0, cache), 0.0)
 
 
 def test_dloss_scales_the_gradient():
     logits, targets, mask = random_batch(np.random.default_rng(0))
     _, cache = softmax_cross_entropy_forward(logits, targets, mask)
-    np.testing.assert_allclose(softmax_cross_entropy_backward(cache, dloss=2.5),
-                               2.5 * softmax_cross_entropy_backward(cache), rtol=1e-15)
+    np.testing.assert_allclose(softmax_cross_entropy_backward(2.5, cache),
+                               2.5 * softmax_cross_entropy_backward(1.0, cache), rtol=1e-15)
 
 
 @pytest.mark.parametrize("mask_dtype", [np.int64, np.int32, np.uint8, np.float64, np.float32])
@@ -102,8 +102,8 @@ def test_bool_int_and_float_masks_agree(mask_dtype):
     loss, cache = softmax_cross_entropy_forward(logits, targets, mask)
     loss2, cache2 = softmax_cross_entropy_forward(logits, targets, mask.astype(mask_dtype))
     assert loss2 == loss
-    np.testing.assert_array_equal(softmax_cross_entropy_backward(cache2),
-                                  softmax_cross_entropy_backward(cache))
+    np.testing.assert_array_equal(softmax_cross_entropy_backward(1.0, cache2),
+                                  softmax_cross_entropy_backward(1.0, cache))
 
 
 @pytest.mark.parametrize("targets_dtype", [np.int32, np.uint8, np.int16])
@@ -126,7 +126,7 @@ def test_huge_logits_stay_finite(dtype, target, expected_loss):
     logits[0, 0, 2] = 1e4
     targets, mask = np.array([[target]]), np.ones((1, 1), dtype=bool)
     loss, cache = softmax_cross_entropy_forward(logits, targets, mask)
-    dlogits = softmax_cross_entropy_backward(cache)
+    dlogits = softmax_cross_entropy_backward(1.0, cache)
     assert np.isfinite(loss) and loss == pytest.approx(expected_loss, rel=1e-6, abs=1e-6)
     expected = np.zeros((1, 1, 5))
     expected[0, 0, 2] += 1
@@ -141,7 +141,7 @@ def test_random_logits_of_size_1e4(dtype):
     logits, targets, mask = random_batch(rng)
     logits = 1e4 * rng.choice([-1.0, 1.0], size=logits.shape) * rng.uniform(0.5, 1, size=logits.shape)
     loss, cache = softmax_cross_entropy_forward(logits.astype(dtype), targets, mask)
-    dlogits = softmax_cross_entropy_backward(cache)
+    dlogits = softmax_cross_entropy_backward(1.0, cache)
     loss_hand, dlogits_hand = cross_entropy_by_hand(logits, targets, mask)
     assert np.isfinite(loss) and np.all(np.isfinite(dlogits))
     assert loss == pytest.approx(loss_hand, rel=FLOAT32_RTOL)
@@ -155,10 +155,10 @@ def test_float32_agrees_with_float64(scale):
     logits, targets, mask = random_batch(np.random.default_rng(0), scale=scale)
     loss64, cache64 = softmax_cross_entropy_forward(logits, targets, mask)
     loss32, cache32 = softmax_cross_entropy_forward(logits.astype(np.float32), targets, mask)
-    dlogits32 = softmax_cross_entropy_backward(cache32)
+    dlogits32 = softmax_cross_entropy_backward(1.0, cache32)
     assert loss32.dtype == np.float32 and dlogits32.dtype == np.float32
     assert loss32 == pytest.approx(loss64, rel=FLOAT32_RTOL)
-    np.testing.assert_allclose(dlogits32, softmax_cross_entropy_backward(cache64),
+    np.testing.assert_allclose(dlogits32, softmax_cross_entropy_backward(1.0, cache64),
                                rtol=FLOAT32_RTOL, atol=FLOAT32_ATOL)
 
 
@@ -168,7 +168,7 @@ def test_backward_does_not_write_into_the_cache():
     logits, targets, mask = random_batch(np.random.default_rng(0))
     _, cache = softmax_cross_entropy_forward(logits, targets, mask)
     before = [np.copy(a) for a in cache]
-    softmax_cross_entropy_backward(cache, dloss=3.0)
+    softmax_cross_entropy_backward(3.0, cache)
     assert len(cache) == len(before)
     for a, b in zip(cache, before):
         np.testing.assert_array_equal(a, b)

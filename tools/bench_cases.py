@@ -67,7 +67,7 @@ def softmax_ce_case(N, T, V):
 
     def run(version, args):
         loss, cache = fn("softmax_cross_entropy_forward", version)(*args)
-        return loss, fn("softmax_cross_entropy_backward", version)(cache)
+        return loss, fn("softmax_cross_entropy_backward", version)(1.0, cache)
 
     def torch_run(args):
         import torch

@@ -5,6 +5,9 @@
 
 Shape key: N batch, C channels, F filters, T time, D input size, H hidden size,
 L image locations, A attention size, V vocabulary.
+
+Lines `# SOLUTION BEGIN` / `# SOLUTION END` inside a function mark the part that
+`python -m rawcap.exercises make` replaces by a stub for students; Python ignores them.
 """
 from .activations import (bias_relu_backward, bias_relu_forward, relu_backward, relu_forward, sigmoid, sigmoid_backward, sigmoid_forward,
                           tanh_backward, tanh_forward)

@@ -30,12 +30,14 @@ def attention_forward(feats, proj, h, Wh, v):
     """feats[N, L, D], proj[N, L, A], h[N, H], Wh[H, A], v[A] -> context[N, D], alpha[N, L], cache."""
     check_attention_inputs(feats, proj, h, Wh, v)
     xp = array_module(feats)
+    # SOLUTION BEGIN
     z = xp.tanh(proj + (h @ Wh)[:, None, :])
     e = z @ v
     exp_e = xp.exp(e - e.max(axis=1, keepdims=True))          # shifted: no overflow
     alpha = exp_e / exp_e.sum(axis=1, keepdims=True)
     context = (alpha[:, None, :] @ feats)[:, 0, :]
     return context, alpha, (feats, h, Wh, v, z, alpha)
+    # SOLUTION END
 
 
 def attention_backward(dcontext, dalpha, cache):
@@ -50,9 +52,11 @@ def attention_backward(dcontext, dalpha, cache):
     """
     feats, h, Wh, v, z, alpha = cache
     check_grad("attention_backward", "dcontext", dcontext, (feats.shape[0], feats.shape[2]))
-    dalpha_total = (feats @ dcontext[:, :, None])[:, :, 0]
     if dalpha is not None:
         check_grad("attention_backward", "dalpha", dalpha, alpha.shape)
+    # SOLUTION BEGIN
+    dalpha_total = (feats @ dcontext[:, :, None])[:, :, 0]
+    if dalpha is not None:
         dalpha_total = dalpha_total + dalpha
     dfeats = alpha[:, :, None] * dcontext[:, None, :]
     de = alpha * (dalpha_total - (alpha * dalpha_total).sum(axis=1, keepdims=True))
@@ -61,3 +65,4 @@ def attention_backward(dcontext, dalpha, cache):
     du = de[:, :, None] * v * (1 - z ** 2)
     du_sum = du.sum(axis=1)                                     # [N, A]: h @ Wh feeds every l
     return dfeats, du, du_sum @ Wh.T, h.T @ du_sum, dv
+    # SOLUTION END

@@ -43,11 +43,13 @@ def col2im(dcols, x_shape, KH, KW, stride, pad):
     N, C, H, W = x_shape
     Ho, Wo = conv_output_size(H, KH, stride, pad), conv_output_size(W, KW, stride, pad)
     dcols = dcols.reshape(N, C, KH, KW, Ho, Wo)
+    # SOLUTION BEGIN
     dx_pad = xp.zeros((N, C, H + 2 * pad, W + 2 * pad), dtype=dcols.dtype)
     for kh in range(KH):
         for kw in range(KW):
             dx_pad[:, :, kh:kh + stride * Ho:stride, kw:kw + stride * Wo:stride] += dcols[:, :, kh, kw]
     return dx_pad[:, :, pad:pad + H, pad:pad + W]
+    # SOLUTION END
 
 
 def check_conv_inputs(x, w, b, stride, pad):
@@ -94,8 +96,10 @@ def conv2d_backward(dout, cache):
     N, _, H, W = x_shape
     Ho, Wo = conv_output_size(H, KH, stride, pad), conv_output_size(W, KW, stride, pad)
     check_grad("conv2d_backward", "dout", dout, (N, F, Ho, Wo))
+    # SOLUTION BEGIN
     dout = dout.reshape(N, F, Ho * Wo)
     db = dout.sum(axis=(0, 2)) if has_bias else None
     dw = (dout @ cols.transpose(0, 2, 1)).sum(axis=0).reshape(w.shape)
     dx = col2im(w.reshape(F, -1).T @ dout, x_shape, KH, KW, stride, pad)
     return dx, dw, db
+    # SOLUTION END

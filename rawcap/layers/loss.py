@@ -43,12 +43,15 @@ def softmax_cross_entropy_forward(logits, targets, mask, overwrite_logits=False)
     return loss, (xp.exp(log_p, out=log_p), targets, mask, count)
 
 
-def softmax_cross_entropy_backward(cache, dloss=1.0):
-    """-> dlogits[N, T, V] = dloss * mask[n, t] / sum(mask) * (p[n, t, :] - onehot(targets[n, t])).
+def softmax_cross_entropy_backward(dloss, cache):
+    """dloss (the gradient arriving on the scalar loss: 1.0 when it is the final loss)
+    -> dlogits[N, T, V] = dloss * mask[n, t] / sum(mask) * (p[n, t, :] - onehot(targets[n, t])).
 
     Masked positions get exactly zero gradient.
     """
     p, targets, mask, count = cache
     xp = array_module(p)
+    # SOLUTION BEGIN
     onehot = xp.arange(p.shape[2]) == targets[:, :, None]
     return (p - onehot) * (mask * (dloss / count))[:, :, None]
+    # SOLUTION END

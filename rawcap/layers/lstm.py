@@ -26,6 +26,7 @@ def lstm_pointwise_forward(a, c_prev):
     dims.check("c_prev", c_prev, "N H")
     xp = array_module(a)
     H = c_prev.shape[1]
+    # SOLUTION BEGIN
     i = sigmoid(a[:, :H])
     f = sigmoid(a[:, H:2 * H])
     g = xp.tanh(a[:, 2 * H:3 * H])
@@ -34,6 +35,7 @@ def lstm_pointwise_forward(a, c_prev):
     tanh_c = xp.tanh(c)
     h = o * tanh_c
     return h, c, (i, f, g, o, c_prev, tanh_c)
+    # SOLUTION END
 
 
 def lstm_pointwise_backward(dh, dc, cache):
@@ -46,16 +48,19 @@ def lstm_pointwise_backward(dh, dc, cache):
     """
     i, f, g, o, c_prev, tanh_c = cache
     check_grad("lstm_pointwise_backward", "dh", dh, c_prev.shape)
-    xp = array_module(dh)
-    dc_total = dh * o * (1 - tanh_c ** 2)
     if dc is not None:
         check_grad("lstm_pointwise_backward", "dc", dc, c_prev.shape)
+    xp = array_module(dh)
+    # SOLUTION BEGIN
+    dc_total = dh * o * (1 - tanh_c ** 2)
+    if dc is not None:
         dc_total = dc_total + dc
     da = xp.concatenate([dc_total * g * i * (1 - i),
                          dc_total * c_prev * f * (1 - f),
                          dc_total * i * (1 - g ** 2),
                          dh * tanh_c * o * (1 - o)], axis=1)
     return da, dc_total * f
+    # SOLUTION END
 
 
 def lstm_step_forward(x, h_prev, c_prev, Wx, Wh, b):
@@ -80,8 +85,10 @@ def lstm_step_backward(dh, dc, cache):
         dx = da @ Wx.T,  dh_prev = da @ Wh.T,  dWx = x.T @ da,  dWh = h_prev.T @ da,  db = sum_n da.
     """
     x, h_prev, Wx, Wh, pointwise = cache
+    # SOLUTION BEGIN
     da, dc_prev = ops.lstm_pointwise_backward(dh, dc, pointwise)
     return da @ Wx.T, da @ Wh.T, dc_prev, x.T @ da, h_prev.T @ da, da.sum(axis=0)
+    # SOLUTION END
 
 
 def lstm_forward(x, h0, c0, Wx, Wh, b):
@@ -122,6 +129,7 @@ def lstm_backward(dh, cache):
     check_grad("lstm_backward", "dh", dh, hs.shape)
     xp = array_module(dh)
     N, T, H = hs.shape
+    # SOLUTION BEGIN
     da = xp.empty((N, T, 4 * H), dtype=dh.dtype)
     dh_next = xp.zeros_like(h0)
     dc_next = None
@@ -135,3 +143,4 @@ def lstm_backward(dh, cache):
     dWh = h_prev.reshape(N * T, H).T @ da_rows
     db = da_rows.sum(axis=0)
     return dx, dh_next, dc_next, dWx, dWh, db
+    # SOLUTION END

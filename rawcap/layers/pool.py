@@ -52,7 +52,9 @@ def maxpool2d_backward(dout, cache):
     check_grad("maxpool2d_backward", "dout", dout, winner.shape)
     xp = array_module(dout)
     Ho, Wo = winner.shape[2:]
+    # SOLUTION BEGIN
     dx = xp.zeros(x_shape, dtype=dout.dtype)
     for k, (kh, kw) in enumerate(_window_offsets(size)):
         dx[_window_slice(kh, kw, stride, Ho, Wo)] += xp.where(winner == k, dout, 0)
     return dx
+    # SOLUTION END
