@@ -62,7 +62,7 @@ def gradient_flow(params, config, images, inputs, targets, mask, caption_image):
     scored[np.arange(B), last] = True
     logits, out = nn.affine_forward(hs, params["out_w"], params["out_b"])
     _, ce = nn.softmax_cross_entropy_forward(logits, targets, scored)
-    dhs = nn.affine_backward(nn.softmax_cross_entropy_backward(ce, dloss=B), out)[0]
+    dhs = nn.affine_backward(nn.softmax_cross_entropy_backward(B, ce), out)[0]
 
     grads = {name: np.zeros_like(p) for name, p in params.items()}
     dh_norm, dc_norm = np.zeros((B, T)), np.zeros((B, T))
