@@ -26,6 +26,7 @@ setup(
         # [cuda12] for CUDA 12 (`nvidia-smi` prints the driver's CUDA version).
         "cuda": ["cupy-cuda13x>=13.0", "numba-cuda[cu13]>=0.20"],
         "cuda12": ["cupy-cuda12x>=13.0", "numba-cuda[cu12]>=0.20"],
-        "test": ["pytest>=7.0"],
+        # the notebooks run in a real kernel in tests/test_notebooks.py
+        "test": ["pytest>=7.0", "nbclient>=0.7", "nbformat>=5.7", "ipykernel>=6.0"],
     },
 )

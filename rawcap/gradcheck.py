@@ -201,6 +201,21 @@ def embedding_check(rng, N=3, T=4, V=5, D=6):
     return LayerCheck("embedding", ops.embedding_forward, ops.embedding_backward, args, ("W",))
 
 
+def rnn_step_check(rng, N=3, D=5, H=4):
+    args = dict(x=rng.standard_normal((N, D)), h_prev=rng.standard_normal((N, H)),
+                Wx=0.5 * rng.standard_normal((D, H)), Wh=0.5 * rng.standard_normal((H, H)),
+                b=rng.standard_normal(H))
+    return LayerCheck("rnn_step", layers.rnn_step_forward, layers.rnn_step_backward, args,
+                      tuple(args))
+
+
+def rnn_check(rng, N=2, T=4, D=5, H=3):
+    args = dict(x=rng.standard_normal((N, T, D)), h0=rng.standard_normal((N, H)),
+                Wx=0.5 * rng.standard_normal((D, H)), Wh=0.5 * rng.standard_normal((H, H)),
+                b=rng.standard_normal(H))
+    return LayerCheck("rnn", layers.rnn_forward, layers.rnn_backward, args, tuple(args))
+
+
 def lstm_pointwise_check(rng, N=3, H=4):
     args = dict(a=rng.standard_normal((N, 4 * H)), c_prev=rng.standard_normal((N, H)))
     return LayerCheck("lstm_pointwise", ops.lstm_pointwise_forward,
@@ -254,7 +269,7 @@ def policy_gradient_check(rng, N=4, T=3, V=6):
 CHECKS = {build.__name__.removesuffix("_check"): build for build in (
     conv2d_check, maxpool2d_check, batchnorm2d_train_check, batchnorm2d_eval_check, relu_check,
     bias_relu_check, sigmoid_check, tanh_check, dropout_check,
-    affine_check, embedding_check,
+    affine_check, embedding_check, rnn_step_check, rnn_check,
     lstm_pointwise_check, lstm_step_check, lstm_check, attention_check, softmax_cross_entropy_check,
     policy_gradient_check)}
 

@@ -11,6 +11,7 @@ V vocabulary, T time steps.
         context, alpha_t = attention(feats, proj, h_{t-1})
         beta = sigmoid(h_{t-1} @ Wbeta + bbeta)                 the f_beta gate
         h_t, c_t = lstm_step([embed(inputs_t), beta * context], h_{t-1}, c_{t-1})
+                   (cell="rnn": h_t = rnn_step([...], h_{t-1}); no c, no c0)
     logits = dropout(h) @ Wout + bout
     loss = CE(logits, targets, mask) + lambda_alpha * mean_n sum_l (1 - sum_t mask_t alpha_tl)^2
            + weight_decay / 2 * (sum of squared weights; biases excluded)
@@ -31,6 +32,9 @@ from .backend import array_module, ops
 from .data.vocab import PAD_ID, START_ID
 
 
+CELLS = ("lstm", "rnn")
+
+
 @dataclass
 class Config:
     """Everything that fixes the model's shape and its loss (saved with every checkpoint)."""
@@ -44,12 +48,17 @@ class Config:
     lambda_alpha: float = 0.02          # ~1/L: the penalty sums over L locations
     weight_decay: float = 0.0
     f_beta: bool = True
+    cell: str = "lstm"                  # the decoder's recurrent cell: "lstm" or "rnn" (vanilla, tanh)
     blind: bool = False                 # zero the image features: the captioner cannot look
     pixel_mean: tuple = (0.5, 0.5, 0.5)     # per-channel normalisation of [0, 1] pixels
     pixel_std: tuple = (0.25, 0.25, 0.25)
     resize: str = "crop"                # how photos become S x S: "crop" or "squash" (data.images)
     batchnorm: bool = False             # batch normalisation after each conv (then no conv bias)
     bn_momentum: float = 0.1            # how fast the running statistics follow the batches
+
+    def __post_init__(self):
+        if self.cell not in CELLS:
+            raise ValueError(f"cell must be one of {', '.join(CELLS)}, got {self.cell!r}")
 
     @property
     def locations(self):
@@ -85,17 +94,24 @@ def init_params(config, rng, dtype=np.float32):
         else:
             p[f"conv{k}_b"] = np.zeros(widths[k + 1], dtype)
     D, E, H, A, V = widths[-1], config.embed_size, config.hidden_size, config.attention_size, config.vocab_size
-    for name, (rows, cols) in dict(init_h=(D, H), init_c=(D, H), att_feat=(D, A), gate=(H, D),
-                                   out=(H, V)).items():
+    affines = dict(init_h=(D, H), init_c=(D, H), att_feat=(D, A), gate=(H, D), out=(H, V))
+    if config.cell == "rnn":
+        del affines["init_c"]                    # no cell, no c0
+    for name, (rows, cols) in affines.items():
         p[f"{name}_w"] = normal((rows, cols), rows)
         p[f"{name}_b"] = np.zeros(cols, dtype)
     p["att_h_w"] = normal((H, A), H)
     p["att_v"] = normal((A,), A)
     p["embed_w"] = (0.1 * rng.standard_normal((V, E))).astype(dtype)
-    p["lstm_wx"] = normal((E + D, 4 * H), E + D)
-    p["lstm_wh"] = normal((H, 4 * H), H)
-    p["lstm_b"] = np.zeros(4 * H, dtype)
-    p["lstm_b"][H:2 * H] = 1.0                   # forget gate open at the start
+    if config.cell == "rnn":
+        p["rnn_wx"] = normal((E + D, H), E + D)
+        p["rnn_wh"] = normal((H, H), H)
+        p["rnn_b"] = np.zeros(H, dtype)
+    else:
+        p["lstm_wx"] = normal((E + D, 4 * H), E + D)
+        p["lstm_wh"] = normal((H, 4 * H), H)
+        p["lstm_b"] = np.zeros(4 * H, dtype)
+        p["lstm_b"][H:2 * H] = 1.0               # forget gate open at the start
     return p
 
 
@@ -171,23 +187,33 @@ def encode_backward(dfeats, cache, config, grads):
 
 
 def init_decoder(params, feats):
-    """feats[B, L, D] -> proj[B, L, A], h0[B, H], c0[B, H], cache."""
+    """feats[B, L, D] -> proj[B, L, A], h0[B, H], c0[B, H], cache.
+
+    An RNN decoder has no cell: its c0 is an empty [B, 0] array, which the decoder and the
+    beam search carry along (repeat, reorder) exactly like an LSTM's c.
+    """
     m = feats.mean(axis=1)
     a_h, aff_h = nn.affine_forward(m, params["init_h_w"], params["init_h_b"])
-    a_c, aff_c = nn.affine_forward(m, params["init_c_w"], params["init_c_b"])
     h0, tanh_h = nn.tanh_forward(a_h)
-    c0, tanh_c = nn.tanh_forward(a_c)
+    c0, init_c = array_module(feats).zeros((len(m), 0), m.dtype), None
+    if "init_c_w" in params:
+        a_c, aff_c = nn.affine_forward(m, params["init_c_w"], params["init_c_b"])
+        c0, tanh_c = nn.tanh_forward(a_c)
+        init_c = (aff_c, tanh_c)
     proj, aff_f = nn.affine_forward(feats, params["att_feat_w"], params["att_feat_b"])
-    return proj, h0, c0, (aff_h, aff_c, tanh_h, tanh_c, aff_f, feats.shape[1])
+    return proj, h0, c0, (aff_h, tanh_h, init_c, aff_f, feats.shape[1])
 
 
 def init_decoder_backward(dproj, dh0, dc0, cache, grads):
     """-> dfeats[B, L, D]; the parameters' gradients go into `grads`."""
-    aff_h, aff_c, tanh_h, tanh_c, aff_f, L = cache
+    aff_h, tanh_h, init_c, aff_f, L = cache
     dfeats, grads["att_feat_w"], grads["att_feat_b"] = nn.affine_backward(dproj, aff_f)
-    dm_h, grads["init_h_w"], grads["init_h_b"] = nn.affine_backward(nn.tanh_backward(dh0, tanh_h), aff_h)
-    dm_c, grads["init_c_w"], grads["init_c_b"] = nn.affine_backward(nn.tanh_backward(dc0, tanh_c), aff_c)
-    return dfeats + ((dm_h + dm_c) / L)[:, None, :]
+    dm, grads["init_h_w"], grads["init_h_b"] = nn.affine_backward(nn.tanh_backward(dh0, tanh_h), aff_h)
+    if init_c is not None:
+        aff_c, tanh_c = init_c
+        dm_c, grads["init_c_w"], grads["init_c_b"] = nn.affine_backward(nn.tanh_backward(dc0, tanh_c), aff_c)
+        dm = dm + dm_c
+    return dfeats + (dm / L)[:, None, :]
 
 
 def decode_step(params, config, feats, proj, h, c, word_vectors):
@@ -202,18 +228,26 @@ def decode_step(params, config, feats, proj, h, c, word_vectors):
         gate = (beta, context, aff, sig)
         context = beta * context
     x = xp.concatenate([word_vectors, context], axis=1)
-    h, c, lstm = nn.lstm_step_forward(x, h, c, params["lstm_wx"], params["lstm_wh"], params["lstm_b"])
-    return h, c, alpha, (att, gate, lstm)
+    if config.cell == "rnn":        # c stays the empty [B, 0] array of init_decoder
+        h, cell = nn.rnn_step_forward(x, h, params["rnn_wx"], params["rnn_wh"], params["rnn_b"])
+    else:
+        h, c, cell = nn.lstm_step_forward(x, h, c, params["lstm_wx"], params["lstm_wh"], params["lstm_b"])
+    return h, c, alpha, (att, gate, config.cell, cell)
 
 
 def decode_step_backward(dh, dc, dalpha, cache, grads):
-    """-> dfeats, dproj, dh_prev, dc_prev, dword_vectors; the step's parameter gradients are
-    added into `grads` (the same weights serve every step, so their gradients sum over t)."""
-    att, gate, lstm = cache
-    dx, dh_prev, dc_prev, dwx, dwh, db = nn.lstm_step_backward(dh, dc, lstm)
-    grads["lstm_wx"] += dwx
-    grads["lstm_wh"] += dwh
-    grads["lstm_b"] += db
+    """-> dfeats, dproj, dh_prev, dc_prev (None for the RNN), dword_vectors; the step's
+    parameter gradients are added into `grads` (the same weights serve every step, so their
+    gradients sum over t)."""
+    att, gate, kind, cell = cache
+    if kind == "rnn":
+        dc_prev = None
+        dx, dh_prev, dwx, dwh, db = nn.rnn_step_backward(dh, cell)
+    else:
+        dx, dh_prev, dc_prev, dwx, dwh, db = nn.lstm_step_backward(dh, dc, cell)
+    grads[f"{kind}_wx"] += dwx
+    grads[f"{kind}_wh"] += dwh
+    grads[f"{kind}_b"] += db
     E = grads["embed_w"].shape[1]
     dwords, dcontext = dx[:, :E], dx[:, E:]
     if gate is not None:
@@ -311,7 +345,7 @@ def backward(cache):
     dfeats = xp.zeros((B, L, D), dtype=maskf.dtype)
     dproj = xp.zeros((B, L, params["att_v"].shape[0]), dtype=maskf.dtype)
     dwords = xp.empty(words_shape, dtype=maskf.dtype)
-    dh, dc = xp.zeros((B, params["lstm_wh"].shape[0]), dtype=maskf.dtype), None
+    dh, dc = xp.zeros((B, config.hidden_size), dtype=maskf.dtype), None
     for t in reversed(range(T)):
         df, dp, dh, dc, dwords[:, t] = decode_step_backward(dhs[:, t] + dh, dc, dalphas[:, t],
                                                             steps[t], grads)

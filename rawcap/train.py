@@ -121,8 +121,11 @@ def build_parser():
     g = p.add_argument_group("model")
     g.add_argument("--channels", type=int_list, default=(16, 32, 64),
                    help="conv widths, one 2x pooling block each (default: 16,32,64)")
+    g.add_argument("--cell", default="lstm", choices=["lstm", "rnn"],
+                   help="the decoder's recurrent cell: an LSTM, or a vanilla tanh RNN (the warm-up "
+                        "the LSTM improves on)")
     g.add_argument("--embed-size", type=positive_int, default=64, help="word embedding size E")
-    g.add_argument("--hidden-size", type=positive_int, default=128, help="LSTM hidden size H")
+    g.add_argument("--hidden-size", type=positive_int, default=128, help="hidden size H of the LSTM (or RNN)")
     g.add_argument("--attention-size", type=positive_int, default=64, help="attention size A")
     g.add_argument("--dropout", type=dropout_rate, default=0.3, help="dropout before the output layer")
     g.add_argument("--lambda-alpha", type=nonnegative_float, default=0.02,
@@ -229,8 +232,8 @@ def model_config(args, cache):
                   attention_size=args.attention_size, dropout=args.dropout,
                   lambda_alpha=args.lambda_alpha, weight_decay=args.weight_decay,
                   f_beta=not args.no_f_beta, blind=args.blind, batchnorm=args.batchnorm,
-                  pixel_mean=tuple(map(float, mean)), pixel_std=tuple(map(float, std)),
-                  resize=resize)
+                  cell=args.cell, pixel_mean=tuple(map(float, mean)),
+                  pixel_std=tuple(map(float, std)), resize=resize)
 
 
 def stop_on_ctrl_c(log):

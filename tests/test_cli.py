@@ -205,6 +205,22 @@ def test_init_from_a_checkpoint_of_another_shape_is_an_error(run_a, in_workdir, 
     assert "needs" in capsys.readouterr().err and not (tmp_path / "D" / "last.h5").exists()
 
 
+def test_cell_rnn_trains_saves_its_cell_and_captions(in_workdir, tmp_path, capsys):
+    """--cell rnn: a run whose checkpoints say cell "rnn", hold the RNN's weights and no LSTM's,
+    and that caption (a command that knows only the checkpoint) decodes with the RNN."""
+    run = tmp_path / "R"
+    assert train.main(TINY + ["--data-dir", "shapes", "--epochs", "1", "--cell", "rnn",
+                              "--out", str(run)]) == 0
+    params, _, meta = load_checkpoint(run / "best.h5")
+    assert meta["config"]["cell"] == "rnn"
+    assert json.loads((run / "config.json").read_text())["model"]["cell"] == "rnn"
+    assert "rnn_wh" in params and not any(k.startswith("lstm_") or k.startswith("init_c") for k in params)
+    capsys.readouterr()
+    image = in_workdir / "shapes" / "images" / "shapes_00045.jpg"
+    assert caption.main([str(run), str(image)]) == 0
+    assert parse_captions(capsys.readouterr().out).keys() == {str(image)}
+
+
 # 5. The model can learn -------------------------------------------------------------------------
 
 def test_a_tiny_model_overfits_eight_captions(run_a, workdir):

@@ -116,6 +116,45 @@ def test_col2im_is_the_adjoint_of_im2col(H, W, KH, KW, stride, pad):
     assert np.sum(cols * y) == pytest.approx(np.sum(x * back), rel=1e-12)
 
 
+@pytest.mark.parametrize("H, W, KH, KW, stride, pad", [(5, 5, 3, 3, 1, 1), (7, 6, 3, 2, 2, 1)])
+def test_im2col_matches_its_definition(H, W, KH, KW, stride, pad):
+    """cols[n, (c, kh, kw), (i, j)] = x_pad[n, c, kh + stride*i, kw + stride*j], entry by entry."""
+    x = np.random.default_rng(0).standard_normal((2, 3, H, W))
+    cols = im2col(x, KH, KW, stride, pad)
+    x_pad = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
+    Ho, Wo = (H + 2 * pad - KH) // stride + 1, (W + 2 * pad - KW) // stride + 1
+    assert cols.shape == (2, 3 * KH * KW, Ho * Wo)
+    for n, c, kh, kw, i, j in np.ndindex(2, 3, KH, KW, Ho, Wo):
+        row, col = (c * KH + kh) * KW + kw, i * Wo + j
+        assert cols[n, row, col] == x_pad[n, c, kh + stride * i, kw + stride * j]
+
+
+def test_col2im_worked_example_adds_where_windows_overlap():
+    """docs/backprop.md 5.3: x = [1, 2, 3, 4, 5], kernel 3, stride 2, pad 1. The code is 2-D, so
+    the example is a 1 x 5 image under a 3 x 3 kernel: its middle row kh = 1 sees the image,
+    rows kh = 0 and 2 see only the padding."""
+    x = np.arange(1.0, 6.0).reshape(1, 1, 1, 5)
+    cols = im2col(x, 3, 3, stride=2, pad=1).reshape(3, 3, 3)        # [kh, kw, i]
+    np.testing.assert_array_equal(cols[1], [[0, 2, 4],
+                                            [1, 3, 5],
+                                            [2, 4, 0]])
+    assert not cols[0].any() and not cols[2].any()
+    # out = w @ cols with w = [1, 2, 3]: out[i] = 1*cols[0, i] + 2*cols[1, i] + 3*cols[2, i]
+    w = np.zeros((1, 1, 3, 3))
+    w[0, 0, 1] = [1.0, 2.0, 3.0]
+    out, cache = conv2d_forward(x, w, None, stride=2, pad=1)
+    np.testing.assert_array_equal(out.ravel(), [8, 20, 14])
+    # dcols[k, i] = w[k] * dout[i]; with dout = 1, col2im adds w[2] + w[0] = 4 onto x[1] and x[3],
+    # which two windows share, and drops what lands on the padding.
+    dcols = np.zeros((3, 3, 3))
+    dcols[1] = [[1, 1, 1], [2, 2, 2], [3, 3, 3]]
+    dx = col2im(dcols.reshape(1, 9, 3), x.shape, 3, 3, stride=2, pad=1)
+    np.testing.assert_array_equal(dx.ravel(), [2, 4, 2, 4, 2])
+    dx_layer, dw, _ = conv2d_backward(np.ones_like(out), cache)
+    np.testing.assert_array_equal(dx_layer, dx)
+    np.testing.assert_array_equal(dw[0, 0, 1], cols[1].sum(axis=1))      # dw[k] = sum_i cols[k, i]
+
+
 @pytest.mark.parametrize("N, C, H, W, F, KH, KW, stride, pad", FORWARD_CASES[1:3])
 def test_conv2d_float32_agrees_with_float64(N, C, H, W, F, KH, KW, stride, pad):
     rng = np.random.default_rng(0)

@@ -14,11 +14,11 @@ TINY = dict(vocab_size=9, image_size=8, channels=(3, 4), embed_size=5, hidden_si
             attention_size=4)
 
 
-def tiny_model(seed, vocab_size=9, n_images=4):
+def tiny_model(seed, vocab_size=9, n_images=4, cell="lstm"):
     """A tiny Config, float64 params and images [n, 3, 8, 8]: big enough random weights and
     images of different brightness, so that captions differ in words and length."""
     rng = np.random.default_rng(seed)
-    config = Config(**{**TINY, "vocab_size": vocab_size})
+    config = Config(**{**TINY, "vocab_size": vocab_size, "cell": cell})
     params = init_params(config, rng, np.float64)
     for name in params:
         params[name] += 0.5 * rng.standard_normal(params[name].shape)
@@ -108,6 +108,21 @@ def test_beam_of_one_is_greedy_and_wider_beams_score_at_least_as_well(seed):
 @pytest.mark.parametrize("K, a", [(2, 0.0), (3, 0.7), (3, 1.0), (4, 2.0)])
 def test_beam_search_matches_a_plain_per_image_reference(seed, K, a):
     config, params, images = tiny_model(seed)
+    check_beam_against_reference(config, params, images, K, a)
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_greedy_and_beam_search_with_the_rnn_decoder(seed):
+    """The RNN's empty [B, 0] cell state goes through the batch, the beam's repeat and its
+    reordering like an LSTM's c."""
+    config, params, images = tiny_model(seed, cell="rnn")
+    got = greedy_decode(params, config, images, max_length=6)
+    for i, image in enumerate(images):
+        assert got.tokens[i] == reference_greedy(params, config, image, 6)
+    check_beam_against_reference(config, params, images, 3, 0.7)
+
+
+def check_beam_against_reference(config, params, images, K, a):
     got = beam_search(params, config, images, beam_size=K, max_length=6, length_normalization=a)
     for i, image in enumerate(images):
         words, score = reference_beam(params, config, image, K, 6, a)

@@ -151,6 +151,25 @@ def test_open_forget_gate_and_shut_input_gate_carry_the_cell_unchanged():
     np.testing.assert_allclose(hs, np.repeat(np.tanh(c0)[:, None, :], T, axis=1), rtol=0, atol=1e-10)
 
 
+@pytest.mark.parametrize("T", [1, 5, 30])
+def test_an_open_forget_gate_carries_the_cell_gradient_back_unchanged(T):
+    """The backward of the previous test: with f = 1, i = 0 and o = 1 (saturated), a gradient
+    dh on the last hidden state reaches c0 as dh * (1 - tanh(c0)^2), whatever T is, because
+    dc_prev = dc_total * f multiplies it by 1 at every step (docs/backprop.md 4.3). A vanilla
+    RNN multiplies by diag(1 - h^2) @ Wh.T instead (tests/test_rnn.py)."""
+    rng = np.random.default_rng(0)
+    N, D, H = 2, 3, 4
+    x, h0, c0 = rng.standard_normal((N, T, D)), rng.standard_normal((N, H)), rng.standard_normal((N, H))
+    Wx, Wh = 0.1 * rng.standard_normal((D, 4 * H)), 0.1 * rng.standard_normal((H, 4 * H))
+    b = np.concatenate([np.full(H, -30.0), np.full(H, 30.0), np.zeros(H), np.full(H, 30.0)])
+    hs, cache = lstm_forward(x, h0, c0, Wx, Wh, b)
+    dhs = np.zeros_like(hs)
+    dhs[:, -1] = rng.standard_normal((N, H))
+    _, dh0, dc0, *_ = lstm_backward(dhs, cache)
+    np.testing.assert_allclose(dc0, dhs[:, -1] * (1 - np.tanh(c0) ** 2), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(dh0, 0, atol=1e-10)     # every gate saturated: no path through h
+
+
 @pytest.mark.parametrize("seed", SEEDS)
 @pytest.mark.parametrize("N, T, D, H", [(1, 1, 2, 3), (3, 5, 4, 2)])
 def test_lstm_forward_and_backward_are_t_steps(seed, N, T, D, H):

@@ -18,14 +18,15 @@ def tiny_batch(rng):
     return images, inputs, targets, mask, np.array([0, 1, 1])
 
 
-@pytest.mark.parametrize("seed, f_beta, batchnorm, train", [
-    (0, True, False, True), (2, False, False, True),
-    (1, True, True, True),                  # batchnorm with the batch's statistics
-    (3, True, True, False),                 # and with the running ones
+@pytest.mark.parametrize("seed, f_beta, batchnorm, train, cell", [
+    (0, True, False, True, "lstm"), (2, False, False, True, "lstm"),
+    (1, True, True, True, "lstm"),          # batchnorm with the batch's statistics
+    (3, True, True, False, "lstm"),         # and with the running ones
+    (1, True, False, True, "rnn"), (3, False, False, True, "rnn"),
 ])
-def test_every_parameter_gradient_matches_central_differences(seed, f_beta, batchnorm, train):
+def test_every_parameter_gradient_matches_central_differences(seed, f_beta, batchnorm, train, cell):
     rng = np.random.default_rng(seed)
-    config = Config(**TINY, f_beta=f_beta, batchnorm=batchnorm)
+    config = Config(**TINY, f_beta=f_beta, batchnorm=batchnorm, cell=cell)
     params = init_params(config, rng, np.float64)
     for name in params:                      # move off the zero biases and the init's symmetry
         params[name] += 0.1 * rng.standard_normal(params[name].shape)
@@ -107,3 +108,22 @@ def test_batchnorm_params_statistics_and_modes():
     decayed = Config(**{**TINY, "weight_decay": 1.0}, batchnorm=True)
     grads = loss_and_grads(params, decayed, *batch)[2]
     assert not any(is_statistic(name) for name in grads)
+
+
+def test_the_rnn_decoder_has_its_own_cell_parameters_and_no_c0():
+    rnn = init_params(Config(**TINY, cell="rnn"), np.random.default_rng(0))
+    lstm = init_params(Config(**TINY), np.random.default_rng(0))
+    E, H, D = TINY["embed_size"], TINY["hidden_size"], TINY["channels"][-1]
+    assert {k: v.shape for k, v in rnn.items() if k.startswith("rnn_")} == {
+        "rnn_wx": (E + D, H), "rnn_wh": (H, H), "rnn_b": (H,)}
+    assert set(lstm) - set(rnn) == {"lstm_wx", "lstm_wh", "lstm_b", "init_c_w", "init_c_b"}
+    assert set(rnn) - set(lstm) == {"rnn_wx", "rnn_wh", "rnn_b"}
+
+
+def test_config_cell_defaults_to_lstm_for_old_checkpoints_and_rejects_others():
+    old = Config(**TINY).to_dict()
+    del old["cell"]                          # a checkpoint written before the option existed
+    assert Config.from_dict(old).cell == "lstm"
+    assert Config.from_dict(Config(**TINY, cell="rnn").to_dict()).cell == "rnn"
+    with pytest.raises(ValueError, match="cell must be one of lstm, rnn, got 'gru'"):
+        Config(**TINY, cell="gru")

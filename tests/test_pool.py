@@ -82,6 +82,16 @@ def test_maxpool2d_tie_sends_gradient_to_the_first_entry_only(size, stride):
     assert dx.sum() == pytest.approx(dout.sum())
 
 
+def test_maxpool2d_an_entry_that_wins_overlapping_windows_receives_their_sum():
+    """docs/backprop.md 6.2: the 9 wins all four 2 x 2 windows (stride 1), so it receives the
+    sum of their gradients and every other entry gets nothing."""
+    x = np.array([[1.0, 2, 3], [4, 9, 5], [6, 7, 8]]).reshape(1, 1, 3, 3)
+    out, cache = maxpool2d_forward(x, size=2, stride=1)
+    np.testing.assert_array_equal(out.ravel(), [9, 9, 9, 9])
+    dx = maxpool2d_backward(np.array([[1.0, 2], [3, 4]]).reshape(1, 1, 2, 2), cache)
+    np.testing.assert_array_equal(dx[0, 0], [[0, 0, 0], [0, 10, 0], [0, 0, 0]])
+
+
 @pytest.mark.parametrize("size, stride", [(2, 2), (3, 1)])
 def test_maxpool2d_float32_agrees_with_float64(size, stride):
     rng = np.random.default_rng(0)

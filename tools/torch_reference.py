@@ -82,6 +82,8 @@ class TorchCaptioner(nn.Module):
 
     def __init__(self, config):
         super().__init__()
+        if config.cell != "lstm":
+            raise ValueError(f"tools/torch_reference.py mirrors the LSTM decoder only, not cell={config.cell!r}")
         self.config = config
         widths = (3,) + tuple(config.channels)
         D, E, H, A, V = (widths[-1], config.embed_size, config.hidden_size,
