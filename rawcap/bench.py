@@ -22,7 +22,9 @@ model's glue) is one line.
 """
 import argparse
 import importlib.util
+import json
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -52,33 +54,61 @@ def numpy_threads():
     return os.cpu_count() or 1
 
 
-def load_torch_reference():
-    """tools/torch_reference.py of the checkout this package sits in, imported by its path (tools/
-    is not installed), or an error message: PyTorch missing, or no checkout."""
-    try:
-        import torch  # noqa: F401
-    except ImportError:
+def find_torch_reference():
+    """The path of tools/torch_reference.py in the checkout this package sits in (tools/ is not
+    installed), or an error message: PyTorch missing, or no checkout. Nothing is imported yet:
+    PyTorch loads its own OpenMP runtime, which must not be in the process while rawcap is timed."""
+    if importlib.util.find_spec("torch") is None:
         return None, "--compare-torch needs PyTorch (pip install torch)"
     path = Path(__file__).resolve().parents[1] / "tools" / "torch_reference.py"
     if not path.is_file():
         return None, f"--compare-torch needs a checkout of rawcap: {path} not found"
-    spec = importlib.util.spec_from_file_location("torch_reference", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module, None
+    return path, None
 
 
-def compare_torch(reference, config, args, rawcap_seconds):
-    """Time the PyTorch model at the bench's shapes and print both medians and their ratio."""
-    import torch
+TORCH_TIMING = """
+import importlib.util, json, sys
+from rawcap.model import Config
+spec = importlib.util.spec_from_file_location("torch_reference", sys.argv[1])
+reference = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(reference)
+import torch
+a = json.loads(sys.argv[2])
+seconds = reference.time_step(Config.from_dict(a["config"]), a["batch_size"], a["captions_per_image"],
+                              a["length"], a["device"], a["steps"], a["warmup"], threads=a["threads"])
+print(json.dumps({"seconds": seconds, "torch": torch.__version__}))
+"""
+
+
+def compare_torch(reference_path, config, args, rawcap_seconds):
+    """Time the PyTorch model at the bench's shapes and print both medians and their ratio.
+
+    PyTorch runs in a fresh Python process with the environment rawcap was started with: each
+    side gets its own OpenMP runtime with its own settings, and neither inherits the other's
+    memory (timed in one process, PyTorch's step after rawcap's was ~25% slower than alone)."""
+    import kernels.cpu
+    env = dict(os.environ)
+    if kernels.cpu.PASSIVE_WAIT_SET_HERE:       # rawcap's setting, not the user's
+        env.pop("OMP_WAIT_POLICY", None)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(Path(__file__).resolve().parents[1]),
+                                                      env.get("PYTHONPATH")]))
     threads = numpy_threads()
-    seconds = reference.time_step(config, args.batch_size, args.captions_per_image, args.length,
-                                  args.device, args.steps, args.warmup, threads=threads)
-    print(f"compared with PyTorch {torch.__version__} (tools/torch_reference.py) on {args.device}, "
-          f"{threads} CPU threads each; median whole step (forward, backward, Adam):")
+    job = dict(config=config.to_dict(), batch_size=args.batch_size,
+               captions_per_image=args.captions_per_image, length=args.length, device=args.device,
+               steps=args.steps, warmup=args.warmup, threads=threads)
+    done = subprocess.run([sys.executable, "-c", TORCH_TIMING, str(reference_path), json.dumps(job)],
+                          env=env, capture_output=True, text=True)
+    if done.returncode:
+        print(f"error: the PyTorch timing failed:\n{done.stderr}", file=sys.stderr)
+        return 1
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    seconds = result["seconds"]
+    print(f"compared with PyTorch {result['torch']} (tools/torch_reference.py, in its own process) "
+          f"on {args.device}, {threads} CPU threads each; median whole step (forward, backward, Adam):")
     print(f"  {'rawcap':<10} {1e3 * rawcap_seconds:9.1f} ms")
     print(f"  {'PyTorch':<10} {1e3 * seconds:9.1f} ms")
     print(f"  rawcap / PyTorch = {rawcap_seconds / seconds:.2f}  (above 1: rawcap is slower)")
+    return 0
 
 
 class Profile:
@@ -152,7 +182,7 @@ def main(argv=None):
         print(f"error: {e}", file=sys.stderr)
         return 2
     if args.compare_torch:
-        reference, problem = load_torch_reference()
+        reference, problem = find_torch_reference()
         if problem:
             print(f"error: {problem}", file=sys.stderr)
             return 2
@@ -197,7 +227,7 @@ def main(argv=None):
         print(f"where a step goes (--profile: mean of the {args.steps} timed steps):")
         print("\n".join(profile.table(args.steps, float(np.mean(whole_steps)))))
     if args.compare_torch:
-        compare_torch(reference, config, args, float(np.median(whole_steps)))
+        return compare_torch(reference, config, args, float(np.median(whole_steps)))
     return 0
 
 

@@ -8,9 +8,19 @@ source (__pycache__), later runs load it.
 
 Threads: NumPy's BLAS and Numba's parallel loops take turns within a step, so both get the same
 number of threads (BLAS's, as threadpoolctl reads it), never more than the cores between them.
+Taking turns is also why Numba's OpenMP threads wait passively (OMP_WAIT_POLICY=PASSIVE unless
+the environment says otherwise): by default an OpenMP thread spins on its core after a parallel
+loop, and on a 2-core machine those spinning threads starve the BLAS call that comes next (the
+recipe's step took 1.7 s spinning and 0.98 s passive). It must be set before the OpenMP runtime
+loads, which Numba does at the first parallel loop.
 """
-import numba
-from numba import njit, prange
+import os
+
+PASSIVE_WAIT_SET_HERE = "OMP_WAIT_POLICY" not in os.environ     # (bench unsets it for PyTorch)
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import numba    # noqa: E402  (after the wait policy, which the OpenMP runtime reads once)
+from numba import njit, prange    # noqa: E402
 
 
 def blas_threads():
