@@ -21,7 +21,8 @@ import math
 from numba import cuda
 
 from rawcap.backend import array_module
-from rawcap.layers.checks import Dims, check_grad, check_positive_int
+from rawcap.layers.checks import check_grad
+from rawcap.layers.pool import check_pool_inputs
 
 from .launch import THREADS, blocks_for, launch
 
@@ -71,14 +72,8 @@ def _maxpool_backward(dout, winner, size, stride, dx):
 
 def maxpool2d_forward_v1(x, size=2, stride=2):
     """x[N, C, Hi, Wi] -> out[N, C, Ho, Wo], cache (as the layer)."""
-    dims = Dims("maxpool2d_forward")
-    dims.check("x", x, "N C Hi Wi")
-    check_positive_int("maxpool2d_forward", "size", size)
-    check_positive_int("maxpool2d_forward", "stride", stride)
+    Ho, Wo = check_pool_inputs(x, size, stride)
     N, C, H, W = x.shape
-    Ho, Wo = (H - size) // stride + 1, (W - size) // stride + 1
-    if Ho < 1 or Wo < 1:
-        dims.fail(f"window {size}x{size} does not fit x of shape {tuple(x.shape)}")
     xp = array_module(x)
     x = xp.ascontiguousarray(x)
     out = xp.empty((N, C, Ho, Wo), dtype=x.dtype)

@@ -11,7 +11,8 @@ version 2   forward: one parallel loop over (image, channel) finds each window's
 import numpy as np
 from numba import njit, prange
 
-from rawcap.layers.checks import Dims, check_grad, check_positive_int
+from rawcap.layers.checks import check_grad
+from rawcap.layers.pool import check_pool_inputs
 
 DEFAULT = 2
 
@@ -48,14 +49,8 @@ def _backward(dout, winner, size, stride, dx):
 
 def maxpool2d_forward_v2(x, size=2, stride=2):
     """x[N, C, Hi, Wi] -> out[N, C, Ho, Wo], cache (as the layer)."""
-    dims = Dims("maxpool2d_forward")
-    dims.check("x", x, "N C Hi Wi")
-    check_positive_int("maxpool2d_forward", "size", size)
-    check_positive_int("maxpool2d_forward", "stride", stride)
+    Ho, Wo = check_pool_inputs(x, size, stride)
     N, C, H, W = x.shape
-    Ho, Wo = (H - size) // stride + 1, (W - size) // stride + 1
-    if Ho < 1 or Wo < 1:
-        dims.fail(f"window {size}x{size} does not fit x of shape {tuple(x.shape)}")
     out = np.empty((N, C, Ho, Wo), dtype=x.dtype)
     winner = np.empty((N, C, Ho, Wo), dtype=np.int32)
     _forward(np.ascontiguousarray(x), size, stride, out, winner)

@@ -20,21 +20,28 @@ def _window_slice(kh, kw, stride, Ho, Wo):
             slice(kh, kh + stride * Ho, stride), slice(kw, kw + stride * Wo, stride))
 
 
+def check_pool_inputs(x, size, stride):
+    """Check maxpool2d_forward's arguments (x[N, C, Hi, Wi], positive size and stride, a window
+    that fits) -> the output's Ho, Wo (floor mode)."""
+    dims = Dims("maxpool2d_forward")
+    dims.check("x", x, "N C Hi Wi")
+    check_positive_int("maxpool2d_forward", "size", size)
+    check_positive_int("maxpool2d_forward", "stride", stride)
+    H, W = x.shape[2:]
+    Ho, Wo = (H - size) // stride + 1, (W - size) // stride + 1
+    if Ho < 1 or Wo < 1:
+        dims.fail(f"window {size}x{size} does not fit x of shape {tuple(x.shape)}")
+    return Ho, Wo
+
+
 def maxpool2d_forward(x, size=2, stride=2):
     """out[n, c, i, j] = max_{kh, kw < size} x[n, c, stride*i + kh, stride*j + kw]
 
     x[N, C, Hi, Wi] -> out[N, C, Ho, Wo], cache. The cache keeps which offset won in each window
     (the first one on ties, as PyTorch does).
     """
-    dims = Dims("maxpool2d_forward")
-    dims.check("x", x, "N C Hi Wi")
-    check_positive_int("maxpool2d_forward", "size", size)
-    check_positive_int("maxpool2d_forward", "stride", stride)
+    Ho, Wo = check_pool_inputs(x, size, stride)
     xp = array_module(x)
-    H, W = x.shape[2:]
-    Ho, Wo = (H - size) // stride + 1, (W - size) // stride + 1
-    if Ho < 1 or Wo < 1:
-        dims.fail(f"window {size}x{size} does not fit x of shape {tuple(x.shape)}")
     windows = xp.stack([x[_window_slice(kh, kw, stride, Ho, Wo)]
                         for kh, kw in _window_offsets(size)])      # [size*size, N, C, Ho, Wo]
     winner = windows.argmax(axis=0)                                 # [N, C, Ho, Wo]
