@@ -11,6 +11,8 @@ import math
 
 from numba import cuda
 
+from rawcap.optim import check_fused_adam_arrays
+
 from .launch import THREADS, blocks_for, launch
 
 DEFAULT = 1
@@ -31,11 +33,7 @@ def _adam(p, g, m, v, step_size, beta1, one_minus_beta1, beta2, one_minus_beta2,
 
 def adam_update_v1(p, g, m, v, lr, beta1, beta2, eps, t):
     """Adam's step t of one parameter, in place (p, g, m, v contiguous arrays of one shape)."""
-    for name, a in (("g", g), ("m", m), ("v", v)):
-        if a.shape != p.shape:
-            raise ValueError(f"adam_update: {name} has shape {a.shape}, the parameter {p.shape}")
-    if not all(a.flags.c_contiguous for a in (p, g, m, v)):
-        raise ValueError("adam_update: the fused kernel updates contiguous arrays in place")
+    check_fused_adam_arrays(p, g, m, v)
     scalars = (lr / (1 - beta1 ** t), beta1, 1 - beta1, beta2, 1 - beta2, eps,
                math.sqrt(1 - beta2 ** t))                         # step size ... sqrt_correction2
     flat = [a.reshape(-1) for a in (p, g, m, v)]

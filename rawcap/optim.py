@@ -102,6 +102,16 @@ class Adam:
         self.v = _restore("Adam.load_state_dict", state, "v", self.v)
 
 
+def check_fused_adam_arrays(p, g, m, v):
+    """What the one-pass Adam versions (CUDA and CPU) need: g, m, v of p's shape, and all four
+    contiguous, since they update p, m and v in place through flat views."""
+    for name, a in (("g", g), ("m", m), ("v", v)):
+        if a.shape != p.shape:
+            raise ValueError(f"adam_update: {name} has shape {a.shape}, the parameter {p.shape}")
+    if not all(a.flags.c_contiguous for a in (p, g, m, v)):
+        raise ValueError("adam_update: the fused versions update contiguous arrays in place")
+
+
 def adam_update(p, g, m, v, lr, beta1, beta2, eps, t):
     """Adam's step t of one parameter, in place: p, g, m, v arrays of one shape (equations in
     Adam's docstring). On a GPU, kernels/adam.py does it in one pass over the four arrays."""

@@ -9,6 +9,8 @@ import math
 
 from numba import njit, prange
 
+from rawcap.optim import check_fused_adam_arrays
+
 DEFAULT = 2
 
 
@@ -24,11 +26,7 @@ def _adam(p, g, m, v, step_size, beta1, beta2, eps, sqrt_correction2):
 
 def adam_update_v2(p, g, m, v, lr, beta1, beta2, eps, t):
     """Adam's step t of one parameter, in place (p, g, m, v contiguous arrays of one shape)."""
-    for name, a in (("g", g), ("m", m), ("v", v)):
-        if a.shape != p.shape:
-            raise ValueError(f"adam_update: {name} has shape {a.shape}, the parameter {p.shape}")
-    if not all(a.flags.c_contiguous for a in (p, g, m, v)):
-        raise ValueError("adam_update: the fused loop updates contiguous arrays in place")
+    check_fused_adam_arrays(p, g, m, v)
     step_size = lr / (1 - beta1 ** t)
     sqrt_correction2 = math.sqrt(1 - beta2 ** t)
     _adam(*(a.reshape(-1) for a in (p, g, m, v)), step_size, beta1, beta2, eps, sqrt_correction2)
