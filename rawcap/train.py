@@ -1,7 +1,7 @@
 """Train the captioner.
 
     python -m rawcap.train                                   # the built-in dataset, on the CPU
-    python -m rawcap.train --data flickr8k --data-dir ../shared/flickr8k --device cuda
+    python -m rawcap.train --data flickr8k --data-dir data/flickr8k --device cuda
     python -m rawcap.train --resume runs/shapes              # continue exactly where it stopped
     python -m rawcap.train --scst --init-from runs/shapes/best.h5 --lr 5e-5 --out runs/scst
 
