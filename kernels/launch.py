@@ -49,12 +49,12 @@ def as_device(a):
     current stream (`current_stream`), after the work that wrote the array.
     A NumPy array is passed as it is, which only the simulator accepts without copies.
     """
-    if isinstance(a, np.ndarray):
+    if isinstance(a, np.ndarray):       # a subclass (rawcap.count's arrays) as a plain view
         if not simulator():
             raise RuntimeError("a CUDA kernel was given a NumPy array: kernels run on CuPy arrays, "
                                "or on NumPy arrays under Numba's CUDA simulator "
                                "(NUMBA_ENABLE_CUDASIM=1)")
-        return a
+        return a if type(a) is np.ndarray else a.view(np.ndarray)
     return cuda.as_cuda_array(a, sync=False)
 
 
@@ -74,9 +74,13 @@ def launch(kernel, blocks, threads, *args):
     every array argument passed through `as_device`. A grid without blocks is not launched."""
     if math.prod(blocks if isinstance(blocks, tuple) else (blocks,)) == 0:
         return
-    first_array = next(a for a in args if _is_array(a))
-    kernel[blocks, threads, current_stream(array_module(first_array))](
-        *(as_device(a) if _is_array(a) else a for a in args))
+    xp = array_module(next(a for a in args if _is_array(a)))
+    if hasattr(xp, "count_launch"):         # rawcap.count's stand-in for CuPy: NumPy underneath
+        xp.count_launch(kernel, blocks, threads)
+        stream = 0
+    else:
+        stream = current_stream(xp)
+    kernel[blocks, threads, stream](*(as_device(a) if _is_array(a) else a for a in args))
 
 
 def _is_array(a):

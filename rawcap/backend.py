@@ -54,10 +54,14 @@ OP_OF = {function: op for op, (_, _, functions) in OPS.items() for function in f
 
 
 def array_module(x):
-    """The array module (`numpy` or `cupy`) that array `x` belongs to."""
+    """The array module (`numpy` or `cupy`) that array `x` belongs to (rawcap.count's stand-in
+    for CuPy for its DeviceArrays)."""
     if type(x).__module__.startswith("cupy"):
         import cupy
         return cupy
+    if type(x).__module__ == "rawcap.count":        # NumPy arrays counted as CuPy arrays
+        from .count import device
+        return device
     return np
 
 

@@ -3,6 +3,7 @@
     python -m rawcap.bench [--device cpu|cuda] [--batch-size 32] [--captions-per-image 5] [--steps 10]
     python -m rawcap.bench --compare-torch          # then the same step in PyTorch, for scale
     python -m rawcap.bench --profile                # then where a step goes, op by op
+    python -m rawcap.bench --count                  # what a GPU step launches and syncs (no GPU)
 
 Warm-up steps first, then the median of `--steps` timed steps of each part; the figure that
 matters (images per second through a whole step) is printed last.
@@ -14,6 +15,13 @@ the median whole step of each and their ratio. It needs PyTorch and a checkout o
 those come from the environment when NumPy is imported ($OPENBLAS_NUM_THREADS, else
 $OMP_NUM_THREADS, else one per CPU): `OMP_NUM_THREADS=2 python -m rawcap.bench --compare-torch`
 runs both sides on two threads.
+
+--count runs one step of `rawcap.train.train_step` at the Flickr8k recipe's structure (T from
+--length, 4 conv blocks, f_beta, dropout, Adam, clipping at 5) with tiny widths, on arrays that
+stand for CuPy arrays, with each op's GPU default (the CUDA kernels, in Numba's CUDA simulator),
+and prints how many kernels, cuBLAS calls and other CuPy operations it launches, and where it
+reads device values on the host (rawcap/count.py says how each operation is counted). No GPU
+is needed; the counts are the GPU path's, whatever the widths.
 
 --profile times every call of an op of rawcap.backend (the device synchronised around each)
 during the timed steps and prints a table: op function, version, calls and milliseconds per
@@ -150,6 +158,30 @@ def timed_step(xp, params, config, batch, rng, optimizer):
     return marks
 
 
+def print_count(args):
+    """bench --count: one GPU training step counted (rawcap.count), as a table."""
+    os.environ["NUMBA_ENABLE_CUDASIM"] = "1"        # read when numba.cuda is first imported
+    from . import count
+    try:
+        set_kernels(args.kernels)
+        config = count.recipe_config()
+        tally = count.count_step(config, images=2, captions_per_image=2, length=args.length)
+    except (RuntimeError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    launches, syncs = tally.total(), tally.total(("sync",))
+    print(f"rawcap.bench --count: one training step on the GPU path (each op's GPU default, run in "
+          f"Numba's CUDA simulator), T={args.length}, {len(config.channels)} conv blocks, f_beta, "
+          f"dropout, Adam, clipping at 5 (rawcap.train.train_step); tiny widths, which the counts "
+          f"do not depend on")
+    print("  kernel versions: " + ", ".join(f"{op} {version_in_effect(op, count.device)}"
+                                            for op in OPS))
+    print("\n".join(count.report(tally)))
+    print(f"{launches} launches (kernels, cuBLAS calls and CuPy operations), {syncs} host syncs, "
+          f"{tally.total(('host->device',))} host-to-device copies per step")
+    return 0
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(prog="python -m rawcap.bench", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -173,7 +205,12 @@ def main(argv=None):
     p.add_argument("--compare-torch", action="store_true",
                    help="then time the same model in PyTorch (tools/torch_reference.py; needs "
                         "PyTorch and a checkout, run from the repository)")
+    p.add_argument("--count", action="store_true",
+                   help="count the launches and host syncs of one GPU training step, without a "
+                        "GPU (Numba's CUDA simulator), and print them; nothing is timed")
     args = p.parse_args(argv)
+    if args.count:
+        return print_count(args)
 
     try:
         xp = get_device(args.device)

@@ -335,6 +335,27 @@ def check_layers_ran(student, log):
     student.check_called("the first training step", exempt=sequence)
 
 
+def train_step(params, config, batch, xp, optimizer, lr, clip, losses, progress):
+    """One training step on a host batch, in place -> the loss parts.
+
+    losses(arrays, statistics) -> loss, parts, grads of the batch's arrays on the device
+    (model.loss_and_grads, or SCST's), putting batchnorm's updated running statistics into
+    `statistics`. progress["updating"] is True while the parameters change in place.
+    rawcap.count counts what this function launches and syncs on a GPU."""
+    check_batch(batch, config.vocab_size)           # on the host: no device sync
+    arrays = [xp.asarray(a) for a in batch[:5]]
+    statistics = {}                 # batchnorm's running statistics, updated by this batch
+    loss, parts, grads = losses(arrays, statistics)
+    check_finite(loss, grads)
+    if clip:
+        clip_global_norm(grads, clip)
+    progress["updating"] = True     # params change in place from here ...
+    optimizer.step(trainable(params), grads, lr)
+    params.update(statistics)
+    progress["updating"] = False    # ... to here
+    return parts
+
+
 def train_in(run, args, xp, cache, config, params, opt_state, meta, log, student=None):
     """The training loop, then the test scores: train()'s body once the run folder is claimed
     (with a student's layers in place if `student`: rawcap.student)."""
@@ -364,10 +385,22 @@ def train_in(run, args, xp, cache, config, params, opt_state, meta, log, student
         return dict(meta, config=config.to_dict(), cache=str(cache), args=vars(args), vocab=words,
                     dropout_rng=dropout_rng.bit_generator.state, test_beam=args.test_beam)
 
+    def losses(arrays, statistics):
+        nonlocal student
+        if scst:                        # (the dropout generator draws the samples)
+            result = scst_loss_and_grads(params, config, arrays[0], batch.image_rows, reward,
+                                         dropout_rng)
+        else:
+            result = loss_and_grads(params, config, *arrays, dropout_rng, statistics)
+        if student is not None:
+            check_layers_ran(student, log)
+            student = None
+        return result
+
     stop = stop_on_ctrl_c(log)
     # The dropout RNG as of the last finished step: what last.h5 saves if a step is cut short.
     finished_rng = dropout_rng.bit_generator.state
-    updating = False
+    progress = {"updating": False}
     try:
         while meta["epoch"] < args.epochs:
             epoch, start = meta["epoch"], meta["batch"]
@@ -379,24 +412,7 @@ def train_in(run, args, xp, cache, config, params, opt_state, meta, log, student
                     raise KeyboardInterrupt
                 tick = time.time()
                 lr = schedule(meta["step"])
-                check_batch(batch, config.vocab_size)       # on the host: no device sync
-                arrays = [xp.asarray(a) for a in batch[:5]]
-                statistics = {}             # batchnorm's running statistics, updated by this batch
-                if scst:                    # (the dropout generator draws the samples)
-                    loss, parts, grads = scst_loss_and_grads(params, config, arrays[0],
-                                                             batch.image_rows, reward, dropout_rng)
-                else:
-                    loss, parts, grads = loss_and_grads(params, config, *arrays, dropout_rng, statistics)
-                if student is not None:
-                    check_layers_ran(student, log)
-                    student = None
-                check_finite(loss, grads)
-                if args.clip:
-                    clip_global_norm(grads, args.clip)
-                updating = True             # params change in place from here ...
-                optimizer.step(trainable(params), grads, lr)
-                params.update(statistics)
-                updating = False            # ... to here
+                parts = train_step(params, config, batch, xp, optimizer, lr, args.clip, losses, progress)
                 meta.update(step=meta["step"] + 1, batch=meta["batch"] + 1,
                             epoch_loss=meta["epoch_loss"] + parts[loss_part],
                             epoch_batches=meta["epoch_batches"] + 1)
@@ -430,7 +446,7 @@ def train_in(run, args, xp, cache, config, params, opt_state, meta, log, student
             if stop.is_set():                   # Ctrl-C during the val decoding
                 raise KeyboardInterrupt
     except KeyboardInterrupt:
-        if updating:
+        if progress["updating"]:
             log("\nstopped in the middle of a parameter update: last.h5 keeps the previous save")
             return 130
         # Save the state as of the last finished step; an unfinished one is redone on resume.
