@@ -17,7 +17,7 @@ $OMP_NUM_THREADS, else one per CPU): `OMP_NUM_THREADS=2 python -m rawcap.bench -
 runs both sides on two threads.
 
 --count runs one step of `rawcap.train.train_step` at the Flickr8k recipe's structure (T from
---length, 4 conv blocks, f_beta, dropout, Adam, clipping at 5) with tiny widths, on arrays that
+--length, 4 conv blocks, f_beta, dropout, Adam, clipping that scales the gradients) with tiny widths, on arrays that
 stand for CuPy arrays, with each op's GPU default (the CUDA kernels, in Numba's CUDA simulator),
 and prints how many kernels, cuBLAS calls and other CuPy operations it launches, and where it
 reads device values on the host (rawcap/count.py says how each operation is counted). No GPU
@@ -172,8 +172,8 @@ def print_count(args):
     launches, syncs = tally.total(), tally.total(("sync",))
     print(f"rawcap.bench --count: one training step on the GPU path (each op's GPU default, run in "
           f"Numba's CUDA simulator), T={args.length}, {len(config.channels)} conv blocks, f_beta, "
-          f"dropout, Adam, clipping at 5 (rawcap.train.train_step); tiny widths, which the counts "
-          f"do not depend on")
+          f"dropout, Adam, clipping that scales the gradients (rawcap.train.train_step); tiny "
+          f"widths, which the counts do not depend on")
     print("  kernel versions: " + ", ".join(f"{op} {version_in_effect(op, count.device)}"
                                             for op in OPS))
     print("\n".join(count.report(tally)))

@@ -24,6 +24,7 @@ With batch normalisation the params dict also holds each block's running statist
 their updated values back through `statistics` (see `forward`).
 """
 from dataclasses import asdict, dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -125,6 +126,13 @@ def trainable(params):
     return {name: p for name, p in params.items() if not is_statistic(name)}
 
 
+@lru_cache(maxsize=16)
+def pixel_statistics(xp, mean, std, dtype):
+    """The per-channel mean and std as [3, 1, 1] arrays of module xp: made once per device and
+    dtype (on a GPU each new one is a copy from the host, which waits for the GPU)."""
+    return tuple(xp.asarray(values, dtype=dtype)[:, None, None] for values in (mean, std))
+
+
 def encode(params, config, images, train=False):
     """images[B_img, 3, S, S] in [0, 1] -> feats[B_img, L, D], cache.
 
@@ -135,8 +143,7 @@ def encode(params, config, images, train=False):
     if config.blind:        # the features are zeros whatever the pixels: skip the encoder
         side = config.image_size >> len(config.channels)        # K halvings, rounding down
         return xp.zeros((len(images), side * side, config.channels[-1]), images.dtype), None
-    mean = xp.asarray(config.pixel_mean, dtype=images.dtype)[:, None, None]
-    std = xp.asarray(config.pixel_std, dtype=images.dtype)[:, None, None]
+    mean, std = pixel_statistics(xp, config.pixel_mean, config.pixel_std, images.dtype)
     x, caches = (images - mean) / std, []
     for k in range(len(config.channels)):
         x, conv = ops.conv2d_forward(x, params[f"conv{k}_w"], None, pad=1)
@@ -273,7 +280,9 @@ def loss_and_grads(params, config, images, inputs, targets, mask, caption_image,
     statistics: a dict that receives the batchnorm running statistics updated by this batch
     (train mode), for the caller to put into params after the step; None: not wanted.
     train: batchnorm uses the batch's statistics (True) or the running ones (False).
-    -> loss (float), {"ce", "attention", "decay"} parts, grads keyed like trainable(params).
+    -> loss, {"ce", "attention", "decay"} parts, grads keyed like trainable(params). The loss
+    and its parts are 0-d arrays (NumPy scalars on the CPU) on the arrays' device: float() reads
+    one, which on a GPU waits for the step; optim.check_and_clip reads them all in one copy.
     """
     loss, parts, cache = forward(params, config, images, inputs, targets, mask, caption_image, rng,
                                  train)
@@ -320,12 +329,15 @@ def forward(params, config, images, inputs, targets, mask, caption_image, rng=No
     maskf = mask.astype(h.dtype)
     attended = (alphas * maskf[:, :, None]).sum(axis=1)                   # [B, L]: sum_t alpha_tl
     att_loss = config.lambda_alpha * ((1 - attended) ** 2).sum() / B
-    decay = config.weight_decay / 2 * sum((params[n] ** 2).sum() for n in decayed(params))
-    parts = {"ce" if advantages is None else "policy": float(ce), "attention": float(att_loss),
-             "decay": float(decay)}
+    if config.weight_decay:
+        decay = config.weight_decay / 2 * sum((params[n] ** 2).sum() for n in decayed(params))
+    else:
+        decay = xp.zeros((), h.dtype)
+    # The parts stay on the device: reading one on the host makes the host wait for the GPU.
+    parts = {"ce" if advantages is None else "policy": ce, "attention": att_loss, "decay": decay}
     cache = (params, config, enc, gather, init, emb, steps, drop, out, (advantages is None, ce_cache),
              attended, maskf, (B, T, N, L, D), words.shape)
-    return sum(parts.values()), parts, cache
+    return ce + att_loss + decay, parts, cache
 
 
 def backward(cache):
@@ -355,8 +367,9 @@ def backward(cache):
     dfeats += init_decoder_backward(dproj, dh, dc, init, grads)
     dfeats_img = ops.embedding_backward(dfeats.reshape(B, L * D), gather).reshape(N, L, D)
     encode_backward(dfeats_img, enc, config, grads)
-    for name in decayed(params):
-        grads[name] += config.weight_decay * params[name]
+    if config.weight_decay:
+        for name in decayed(params):
+            grads[name] += config.weight_decay * params[name]
     return grads
 
 

@@ -135,17 +135,24 @@ def make_optimizer(name, params, **options):
     return OPTIMIZERS[name](params, **options)
 
 
-def clip_global_norm(grads, max_norm):
+def squared_norm(grads):
+    """sum over every gradient array g of sum(g^2), on the gradients' device (0-d; not read)."""
+    return sum(array_module(g).vdot(g, g) for g in grads.values())
+
+
+def clip_global_norm(grads, max_norm, norm=None):
     """Scale all gradients together so that their joint L2 norm is at most max_norm, in place.
 
         norm = sqrt(sum over every gradient array g of sum(g^2))
         if norm > max_norm:   g <- g * (max_norm / norm)   for every g
     One factor for all arrays keeps the direction of the full gradient. Returns the norm before
     clipping (worth logging: a norm that is always clipped says the learning rate is too high).
+    norm: the norm, if the caller has read it already (check_and_clip).
     """
     if not max_norm > 0:
         raise ValueError(f"clip_global_norm: max_norm must be > 0, got {max_norm}")
-    norm = math.sqrt(float(sum(array_module(g).vdot(g, g) for g in grads.values())))
+    if norm is None:
+        norm = math.sqrt(float(squared_norm(grads)))
     if norm > max_norm:
         for g in grads.values():
             g *= max_norm / norm
@@ -169,6 +176,33 @@ def check_finite(loss, grads):
         if not xp.isfinite(g).all():
             raise NonFiniteError(f"the gradient of {name!r} is not finite ({int(xp.isnan(g).sum())} nan "
                                  f"and {int(xp.isinf(g).sum())} inf among {g.size} values)")
+
+
+def check_and_clip(loss, parts, grads, max_norm=None):
+    """A training step's checks and clipping, with one read of device values -> parts as floats.
+
+    loss and parts' values: numbers or 0-d arrays (model.loss_and_grads's); grads: as for
+    clip_global_norm. The loss, the parts and the gradients' squared norm (squared_norm) come
+    to the host in one copy, then
+      - NonFiniteError if the loss or a gradient is not finite: a finite sum of squares means
+        every gradient is finite, so only when it is not does check_finite read each gradient
+        to name the culprit;
+      - clip_global_norm(grads, max_norm) with that norm (max_norm 0 or None: no clipping).
+    On a GPU the host waits for the step once here, instead of once per value and per gradient.
+    """
+    xp = array_module(next(iter(grads.values()), 0.0))
+    values = [loss, *parts.values(), squared_norm(grads)]
+    on_device = [i for i, v in enumerate(values) if isinstance(v, xp.ndarray)]
+    if on_device:
+        read = to_numpy(xp.stack([values[i] for i in on_device])).tolist()
+        for i, value in zip(on_device, read):
+            values[i] = value
+    loss, *part_values, norm2 = map(float, values)
+    if not (math.isfinite(loss) and math.isfinite(norm2)):
+        check_finite(loss, grads)
+    if max_norm:
+        clip_global_norm(grads, max_norm, math.sqrt(norm2))
+    return dict(zip(parts, part_values))
 
 
 SCHEDULES = ("constant", "step", "cosine")

@@ -38,7 +38,7 @@ from .data.shapes import generate_shapes
 from .evaluate import evaluate_split, write_json
 from .metrics import format_table
 from .model import Config, init_params, loss_and_grads, trainable
-from .optim import NonFiniteError, check_finite, clip_global_norm, learning_rate, make_optimizer
+from .optim import NonFiniteError, check_and_clip, learning_rate, make_optimizer
 from .run_dir import Run, check_free
 from .scst import CiderReward
 from .scst import loss_and_grads as scst_loss_and_grads
@@ -341,14 +341,13 @@ def train_step(params, config, batch, xp, optimizer, lr, clip, losses, progress)
     losses(arrays, statistics) -> loss, parts, grads of the batch's arrays on the device
     (model.loss_and_grads, or SCST's), putting batchnorm's updated running statistics into
     `statistics`. progress["updating"] is True while the parameters change in place.
+    The parts come back as floats: the loss logging reads nothing more from the device.
     rawcap.count counts what this function launches and syncs on a GPU."""
     check_batch(batch, config.vocab_size)           # on the host: no device sync
     arrays = [xp.asarray(a) for a in batch[:5]]
     statistics = {}                 # batchnorm's running statistics, updated by this batch
     loss, parts, grads = losses(arrays, statistics)
-    check_finite(loss, grads)
-    if clip:
-        clip_global_norm(grads, clip)
+    parts = check_and_clip(loss, parts, grads, clip)     # the step's one read of device values
     progress["updating"] = True     # params change in place from here ...
     optimizer.step(trainable(params), grads, lr)
     params.update(statistics)

@@ -7,8 +7,8 @@ import re
 import numpy as np
 import pytest
 
-from rawcap.optim import (SGD, Adam, NonFiniteError, check_finite, clip_global_norm, learning_rate,
-                          make_optimizer)
+from rawcap.optim import (SGD, Adam, NonFiniteError, check_and_clip, check_finite, clip_global_norm,
+                          learning_rate, make_optimizer)
 
 LRS = [0.1, 0.05, 0.02]      # a different rate each step, as a schedule gives
 
@@ -236,6 +236,40 @@ def test_check_finite_names_the_first_bad_gradient():
     with pytest.raises(NonFiniteError, match=r"^the gradient of 'b' is not finite \(1 nan and 2 inf among 4"):
         check_finite(np.float32(1.5), grads)
     assert issubclass(NonFiniteError, FloatingPointError)
+
+
+@pytest.mark.parametrize("max_norm", [0, 1.5, 1e3])
+def test_check_and_clip_is_check_finite_then_clip_with_floats_back(max_norm):
+    rng = np.random.default_rng(1)
+    grads = {"a": rng.standard_normal((3, 4)).astype(np.float32) * 10,
+             "b": rng.standard_normal(5).astype(np.float32)}
+    expected = copy(grads)
+    if max_norm:
+        clip_global_norm(expected, max_norm)
+    parts = {"ce": np.float32(2.5), "attention": np.array(0.25, np.float32), "reward": 0.75}
+    got = check_and_clip(np.float32(3.5), parts, grads, max_norm)
+    assert got == {"ce": 2.5, "attention": 0.25, "reward": 0.75}
+    assert all(type(v) is float for v in got.values())
+    for k in grads:                 # bit for bit what the two steps it replaces did
+        assert np.array_equal(grads[k], expected[k]), k
+
+
+def test_check_and_clip_names_what_is_not_finite():
+    with pytest.raises(NonFiniteError, match="the loss is nan"):
+        check_and_clip(np.float32(np.nan), {"ce": np.nan}, {"a": np.zeros(2)}, 5.0)
+    grads = {"a": np.zeros(3), "b": np.array([1.0, np.nan, np.inf])}
+    with pytest.raises(NonFiniteError, match=r"^the gradient of 'b' is not finite \(1 nan and 1 inf"):
+        check_and_clip(1.0, {"ce": 1.0}, grads, 5.0)
+
+
+def test_check_and_clip_lets_an_overflowing_sum_of_squares_through_as_clip_does():
+    """Squares of finite float32 gradients can overflow: no culprit, so no error; clipping
+    then scales by max_norm / inf = 0, as clip_global_norm alone does."""
+    grads = {"a": np.array([3e30, 1.0], np.float32)}
+    expected = copy(grads)
+    clip_global_norm(expected, 5.0)
+    check_and_clip(1.0, {"ce": 1.0}, grads, 5.0)
+    assert np.array_equal(grads["a"], expected["a"])
 
 
 # --- schedules ---------------------------------------------------------------------------------
