@@ -43,7 +43,7 @@ from collections import defaultdict
 from contextlib import nullcontext
 
 from .backend import OPS, get_device, profiling, set_kernels, version_in_effect
-from .model import Config, backward, forward, init_params
+from .model import Config, backward, forward, init_params, to_device
 from .optim import make_optimizer
 
 
@@ -228,7 +228,7 @@ def main(argv=None):
                     embed_size=args.embed_size, hidden_size=args.hidden_size,
                     attention_size=args.attention_size)
     rng = np.random.default_rng(0)
-    params = {k: xp.asarray(v) for k, v in init_params(config, rng).items()}
+    params = to_device(init_params(config, rng), xp)         # in one buffer, as train has them
     optimizer = make_optimizer("adam", params)
     B_img, B, T = args.batch_size, args.batch_size * args.captions_per_image, args.length
     batch = [xp.asarray(a) for a in (

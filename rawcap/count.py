@@ -427,22 +427,23 @@ def random_batch(config, images, captions_per_image, length, rng):
 def count_step(config, images=32, captions_per_image=5, length=20, clip=1e-6, seed=0):
     """Run one training step (train's loop body: rawcap.train.train_step) on DeviceArrays
     -> the Tally. The default clip is below any gradient norm, so the clipping's scaling is
-    counted too (as in the steps where it happens). Numba's CUDA simulator must be on (NUMBA_ENABLE_CUDASIM=1 before numba.cuda
-    is imported): the step runs each op's GPU default, a CUDA kernel."""
+    counted too (as in the steps where it happens). Numba's CUDA simulator must be on
+    (NUMBA_ENABLE_CUDASIM=1 before numba.cuda is imported): each op's GPU default, a CUDA
+    kernel, runs in it."""
     from numba import config as numba_config
     if not numba_config.ENABLE_CUDASIM:
         raise RuntimeError("rawcap.count runs the CUDA kernels in Numba's simulator: set "
                            "NUMBA_ENABLE_CUDASIM=1 before numba.cuda is imported")
     from . import model, optim, train
     rng = np.random.default_rng(seed)
-    params = {name: p.view(DeviceArray) for name, p in model.init_params(config, rng).items()}
+    # What a run makes once, before its first step (not counted): as train_in does.
+    params = model.to_device(model.init_params(config, rng), device)
     optimizer = optim.make_optimizer("adam", model.trainable(params))
+    model.pixel_statistics(device, config.pixel_mean, config.pixel_std, np.dtype(np.float32))
     batch = random_batch(config, images, captions_per_image, length, rng)
     phases = {train.train_step.__code__: "batch copy", model.forward.__code__: "forward",
               model.backward.__code__: "backward", optim.check_and_clip.__code__: "check, clip",
               optim.Adam.step.__code__: "Adam"}
-    model.pixel_statistics(device, config.pixel_mean, config.pixel_std, np.dtype(np.float32))
-    # (made once per run, before the first step: not part of a step's count)
 
     def losses(arrays, statistics):
         return model.loss_and_grads(params, config, *arrays, rng, statistics)

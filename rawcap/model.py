@@ -31,6 +31,7 @@ import numpy as np
 from . import layers as nn
 from .backend import array_module, ops
 from .data.vocab import PAD_ID, START_ID
+from .flat import flatten
 
 
 CELLS = ("lstm", "rnn")
@@ -114,6 +115,13 @@ def init_params(config, rng, dtype=np.float32):
         p["lstm_b"] = np.zeros(4 * H, dtype)
         p["lstm_b"][H:2 * H] = 1.0               # forget gate open at the start
     return p
+
+
+def to_device(params, xp):
+    """The params on array module xp, the trainable ones as views into one buffer (rawcap.flat),
+    so that the optimizer updates them all in one operation."""
+    params = {name: xp.asarray(p) for name, p in params.items()}
+    return {**params, **flatten(trainable(params))}
 
 
 def is_statistic(name):
@@ -345,7 +353,10 @@ def backward(cache):
     (params, config, enc, gather, init, emb, steps, drop, out, ce_cache, attended, maskf,
      (B, T, N, L, D), words_shape) = cache
     xp = array_module(maskf)
-    grads = {name: xp.zeros_like(p) for name, p in trainable(params).items()}
+    # One zeroed buffer for all gradients (rawcap.flat): the optimizer's work is then one
+    # operation on it. The gradients computed as new arrays are copied into it at the end.
+    flat = flatten(trainable(params), fill=0)
+    grads = dict(flat)
     cross_entropy, ce_cache = ce_cache
     if cross_entropy:
         dlogits = ops.softmax_cross_entropy_backward(1.0, ce_cache)
@@ -367,10 +378,13 @@ def backward(cache):
     dfeats += init_decoder_backward(dproj, dh, dc, init, grads)
     dfeats_img = ops.embedding_backward(dfeats.reshape(B, L * D), gather).reshape(N, L, D)
     encode_backward(dfeats_img, enc, config, grads)
+    for name, g in grads.items():
+        if g is not flat[name]:
+            flat[name][...] = g
     if config.weight_decay:
         for name in decayed(params):
-            grads[name] += config.weight_decay * params[name]
-    return grads
+            flat[name] += config.weight_decay * params[name]
+    return flat
 
 
 def decayed(params):

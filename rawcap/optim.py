@@ -16,6 +16,7 @@ of the optimizer's parameters, so a state saved from a GPU run resumes on the CP
 import math
 
 from .backend import array_module, ops, to_numpy
+from .flat import buffer_of, flatten
 
 
 class SGD:
@@ -85,6 +86,10 @@ class Adam:
         """One update of every parameter, in place (equations in the class docstring)."""
         _check_step("Adam", self.m, params, grads, lr)
         self.t += 1
+        buffers = [buffer_of(arrays) for arrays in (params, grads, self.m, self.v)]
+        if all(b is not None for b in buffers) and list(params) == list(grads) == list(self.m):
+            ops.adam_update(*buffers, lr, self.beta1, self.beta2, self.eps, self.t)   # all at once
+            return
         for name, p in params.items():
             ops.adam_update(p, grads[name], self.m[name], self.v[name], lr, self.beta1, self.beta2,
                             self.eps, self.t)
@@ -136,7 +141,11 @@ def make_optimizer(name, params, **options):
 
 
 def squared_norm(grads):
-    """sum over every gradient array g of sum(g^2), on the gradients' device (0-d; not read)."""
+    """sum over every gradient array g of sum(g^2), on the gradients' device (0-d; not read):
+    one reduction over the buffer when the gradients share one (rawcap.flat)."""
+    flat = buffer_of(grads)
+    if flat is not None:
+        return array_module(flat).vdot(flat, flat)
     return sum(array_module(g).vdot(g, g) for g in grads.values())
 
 
@@ -154,7 +163,8 @@ def clip_global_norm(grads, max_norm, norm=None):
     if norm is None:
         norm = math.sqrt(float(squared_norm(grads)))
     if norm > max_norm:
-        for g in grads.values():
+        flat = buffer_of(grads)
+        for g in [flat] if flat is not None else grads.values():
             g *= max_norm / norm
     return norm
 
@@ -250,12 +260,13 @@ def learning_rate(step, base_lr, total_steps, schedule="cosine", warmup_steps=0,
 
 
 def _zeros_like(owner, params):
-    """A zero buffer per parameter, on the parameter's array module and in its dtype."""
+    """A zero buffer per parameter, on the parameter's array module and in its dtype, all views
+    into one buffer (rawcap.flat)."""
     for name, p in params.items():
         if getattr(getattr(p, "dtype", None), "kind", None) != "f":
             raise ValueError(f"{owner}: params[{name!r}] must be a float array, got {type(p).__name__} "
                              f"of dtype {getattr(p, 'dtype', None)}")
-    return {name: array_module(p).zeros_like(p) for name, p in params.items()}
+    return flatten(params, fill=0)
 
 
 def _check_names(where, expected, got):
@@ -288,12 +299,14 @@ def _export(prefix, buffers):
 
 
 def _restore(where, state, prefix, buffers):
-    """New buffers holding state[prefix/name], on each old buffer's array module and in its dtype."""
-    restored = {}
+    """Copy state[prefix/name] into each buffer (onto its array module, in its dtype), in place,
+    so buffers that share one flat buffer keep sharing it. Every shape is checked first."""
+    values = {}
     for name, old in buffers.items():
         key = f"{prefix}/{name}"
-        value = to_numpy(state[key])
-        if value.shape != old.shape:
-            raise ValueError(f"{where}: {key!r} has shape {value.shape}, expected {old.shape}")
-        restored[name] = array_module(old).array(value, dtype=old.dtype)
-    return restored
+        values[name] = to_numpy(state[key])
+        if values[name].shape != old.shape:
+            raise ValueError(f"{where}: {key!r} has shape {values[name].shape}, expected {old.shape}")
+    for name, old in buffers.items():
+        old[...] = array_module(old).asarray(values[name], dtype=old.dtype)
+    return buffers

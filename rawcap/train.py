@@ -37,7 +37,7 @@ from .data.cache import (cache_fingerprint, cache_path_for, cache_resize, check_
 from .data.shapes import generate_shapes
 from .evaluate import evaluate_split, write_json
 from .metrics import format_table
-from .model import Config, init_params, loss_and_grads, trainable
+from .model import Config, init_params, loss_and_grads, to_device, trainable
 from .optim import NonFiniteError, check_and_clip, learning_rate, make_optimizer
 from .run_dir import Run, check_free
 from .scst import CiderReward
@@ -358,7 +358,7 @@ def train_step(params, config, batch, xp, optimizer, lr, clip, losses, progress)
 def train_in(run, args, xp, cache, config, params, opt_state, meta, log, student=None):
     """The training loop, then the test scores: train()'s body once the run folder is claimed
     (with a student's layers in place if `student`: rawcap.student)."""
-    params = {k: xp.asarray(v) for k, v in params.items()}
+    params = to_device(params, xp)          # the trainable ones in one buffer (rawcap.flat)
     optimizer = make_optimizer(args.optimizer, trainable(params))
     if opt_state is not None:
         optimizer.load_state_dict(opt_state)
