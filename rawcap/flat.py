@@ -19,6 +19,8 @@ def flatten(arrays, fill=None):
     """A dict of views into one new 1-D buffer, with the arrays' names and shapes: holding copies
     of their values, or `fill` everywhere (e.g. 0) if given. Arrays of mixed dtypes or devices
     get one buffer each instead."""
+    if not arrays:
+        return {}
     first = next(iter(arrays.values()))
     xp = array_module(first)
     if any(a.dtype != first.dtype or array_module(a) is not xp for a in arrays.values()):

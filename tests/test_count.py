@@ -90,3 +90,11 @@ def test_a_steps_counts_do_not_depend_on_the_widths():
     # and the step reads the device once, in check_and_clip
     assert sum(a.syncs.values()) == 1 and "check_and_clip" in next(iter(a.syncs))
     assert a.total(("kernel",), "forward") > 0 and a.total(("GEMM",), "backward") > 0
+
+
+def test_bench_count_prints_the_table(capsys):
+    from rawcap import bench
+    assert bench.main(["--count", "--length", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "T=2, 4 conv blocks" in out and "check_and_clip" in out
+    assert out.splitlines()[-1].endswith("1 host syncs, 6 host-to-device copies per step")

@@ -30,6 +30,7 @@ def test_buffer_of_is_none_unless_the_arrays_tile_one_buffer():
     views["b"] = views["b"].copy()                                      # an entry rebound
     assert buffer_of(views) is None
     assert buffer_of(arrays(np.random.default_rng(0))) is None
+    assert flatten({}) == {} and buffer_of({}) is None
     mixed = flatten({"a": np.ones(2, np.float32), "b": np.ones(2)})      # two dtypes: no buffer
     assert buffer_of(mixed) is None and mixed["b"].dtype == np.float64
 
