@@ -228,7 +228,8 @@ class DeviceArray(np.ndarray):
         if _is_advanced(key):
             _add("gather")
             key = _plain(key)
-        return super().__getitem__(key)
+        result = super().__getitem__(key)
+        return _device(result) if isinstance(result, np.generic) else result    # 0-d, as CuPy
 
     def __setitem__(self, key, value):
         if _is_advanced(key):

@@ -66,6 +66,7 @@ def test_results_stay_device_arrays_and_host_arrays_are_refused():
     a = on_device(3, 4)
     assert type(a.sum()) is DeviceArray and a.sum().shape == ()     # 0-d, as CuPy's
     assert type(a[0] * 2) is DeviceArray
+    assert type(a[0, 1]) is DeviceArray and a[0, 1].shape == ()
     with pytest.raises(TypeError, match="host"):
         a + np.ones((3, 4), np.float32)
 
