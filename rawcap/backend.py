@@ -34,7 +34,8 @@ import numpy as np
 
 # op -> (module of version 0, kernel module, the functions the op covers)
 OPS = {
-    "conv2d": ("rawcap.layers.conv", "kernels.conv", ("conv2d_forward", "conv2d_backward")),
+    "conv2d": ("rawcap.layers.conv", "kernels.conv",
+               ("conv2d_forward", "conv2d_backward", "conv2d_params_backward")),
     "bias_relu": ("rawcap.layers.activations", "kernels.bias_relu",
                   ("bias_relu_forward", "bias_relu_backward")),
     "maxpool2d": ("rawcap.layers.pool", "kernels.pool", ("maxpool2d_forward", "maxpool2d_backward")),

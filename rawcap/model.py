@@ -183,7 +183,10 @@ def encode_backward(dfeats, cache, config, grads):
             dx, grads[f"bn{k}_w"], grads[f"bn{k}_b"] = ops.batchnorm2d_backward(dx, bn[0])
         else:
             dx, grads[f"conv{k}_b"] = ops.bias_relu_backward(dx, relu)
-        dx, grads[f"conv{k}_w"], _ = ops.conv2d_backward(dx, conv)
+        if k == 0:                  # the images need no gradient: skip dx (its GEMM, col2im)
+            grads["conv0_w"], _ = ops.conv2d_params_backward(dx, conv)
+        else:
+            dx, grads[f"conv{k}_w"], _ = ops.conv2d_backward(dx, conv)
 
 
 def init_decoder(params, feats):

@@ -55,6 +55,11 @@ def test_conv2d(version, dtype, N, C, H, W, F, K, stride, pad, bias):
     dout = rng.standard_normal((N, F, Ho, Wo)).astype(dtype)
     assert_pair_matches("conv2d_forward", "conv2d_backward", version, args, [dout], dtype,
                         f"{(N, C, H, W, F, K, stride, pad)}", stride=stride, pad=pad)
+    _, want_dw, want_db = run_version("conv2d_backward", 0, dout,
+                                      run_version("conv2d_forward", 0, **args, stride=stride, pad=pad)[1])
+    cache = run_version("conv2d_forward", version, **args, stride=stride, pad=pad)[1]
+    assert_same_outputs(run_version("conv2d_params_backward", version, dout, cache),
+                        [want_dw, want_db], dtype, f"conv2d_params_backward v{version}")
 
 
 @pytest.mark.parametrize("version", cpu_versions("conv2d"))
