@@ -49,6 +49,15 @@ def int_list(text):
     return values
 
 
+def nonnegative_float_list(text):
+    """"0,0.5,1" -> (0.0, 0.5, 1.0), every entry a finite number of 0 or more."""
+    parts = text.split(",")
+    try:
+        return tuple(nonnegative_float(part) for part in parts)
+    except argparse.ArgumentTypeError as e:
+        raise argparse.ArgumentTypeError(f"{text!r}: {e} (give numbers, e.g. 0,0.5,1)") from None
+
+
 def existing_file(text):
     if not Path(text).is_file():
         raise argparse.ArgumentTypeError(f"{text}: no such file")
