@@ -89,10 +89,10 @@ def export(checkpoint, out, float16=True):
     dtype = np.float16 if float16 else np.float32
     small = {}
     for name, value in params.items():
-        small[name] = value.astype(np.float32 if is_statistic(name) else dtype)
-        if not np.isfinite(small[name]).all():
+        if float16 and not is_statistic(name) and np.abs(value).max() > np.finfo(np.float16).max:
             raise ValueError(f"{checkpoint}: {name} holds values beyond float16's range "
                              f"(|x| > 65504); ship it with --float32")
+        small[name] = value.astype(np.float32 if is_statistic(name) else dtype)
     run = Path(checkpoint).parent
     args = meta.get("args", {})
     shipped = dict(run=run.name, checkpoint=Path(checkpoint).name, epoch=meta.get("epoch"),
