@@ -252,3 +252,45 @@ def test_the_exif_rotated_photo_is_turned_upright(tmp_path):
     upright.save(tmp_path / "upright.png")
     np.testing.assert_array_equal(load_image(path, 32, "squash"),
                                   load_image(tmp_path / "upright.png", 32, "squash"))
+
+
+# 4. Choosing the decoding on val ---------------------------------------------------------------
+
+def test_a_sweep_scores_every_setting_on_val_as_single_runs_do(workdir, in_workdir, tmp_path, capsys):
+    run = str(workdir / "runs" / "A")
+    sweep = tmp_path / "sweep"
+    assert evaluate.main([run, "--split", "val", "--beam", "1,2", "--length-penalty", "0,1",
+                          "--out", str(sweep), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "length penalty" in out and "best BLEU-4" in out and "best CIDEr-D" in out
+    rows = json.loads((sweep / "sweep_val.json").read_text())["rows"]
+    assert [(r["beam"], r["length_penalty"]) for r in rows] == [(1, None), (2, 0.0), (2, 1.0)]
+    assert sorted(p.name for p in sweep.iterdir()) == ["sweep_val.json"]       # nothing of test
+    for row, options in zip(rows, (["--beam", "1"], ["--beam", "2", "--length-penalty", "0"],
+                                   ["--beam", "2", "--length-penalty", "1"])):
+        single = tmp_path / "-".join(options)
+        assert evaluate.main([run, "--split", "val", *options, "--out", str(single), "--quiet"]) == 0
+        scores = json.loads((single / "metrics_val.json").read_text())
+        assert {k: row[k] for k in SCORES} == {k: scores[k] for k in SCORES}
+        captions = json.loads((single / "captions_val.json").read_text()).values()
+        assert row["distinct"] == len(set(captions))
+        assert row["mean_words"] == pytest.approx(np.mean([len(c.split()) for c in captions]))
+    assert "length penalty 1 decoding" in scores["protocol"]
+
+
+def test_a_sweep_on_the_test_split_is_refused(workdir, in_workdir, tmp_path, capsys):
+    assert evaluate.main([str(workdir / "runs" / "A"), "--beam", "2,3", "--out", str(tmp_path)]) == 2
+    assert "--split val" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())
+
+
+def test_caption_takes_the_length_penalty(workdir, shipped, monkeypatch, capsys):
+    photo = workdir / "shapes" / "images" / "shapes_00046.jpg"
+    params, config, meta = ship.load_model(shipped["float16"])
+    image = load_image(photo, config.image_size, config.resize)[None].astype(np.float32) / 255
+    monkeypatch.setenv(ship.ENVIRONMENT, str(shipped["float16"]))
+    for a in (0.0, 1.0):
+        assert caption.main([str(photo), "--beam", "3", "--length-penalty", str(a)]) == 0
+        tokens = decode(params, config, image, beam_size=3, length_normalization=a).tokens[0]
+        got = captions_of(capsys.readouterr().out)[str(photo)]
+        assert got == " ".join(Vocabulary(meta["vocab"]).decode(tokens))
