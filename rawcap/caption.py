@@ -90,12 +90,14 @@ def attention_paths(out, files):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m rawcap.caption", description=__doc__.split("\n\n")[0],
-                                     formatter_class=HelpFormatter)
+                                     formatter_class=HelpFormatter,
+                                     usage="%(prog)s [options] [CHECKPOINT] IMAGE [IMAGE ...]")
     parser.add_argument("images", nargs="+", metavar="[CHECKPOINT] IMAGE",
-                        help="image files or folders of images, after an optional checkpoint "
-                             "file or run directory (default: the shipped model)")
+                        help="image files or folders of images, after an optional checkpoint: a "
+                             ".h5 file or a run directory (default: the shipped model, or "
+                             "$RAWCAP_MODEL)")
     parser.add_argument("--beam", type=positive_int, default=3, help="beam size; 1 is greedy")
-    parser.add_argument("--length-penalty", type=nonnegative_float, default=LENGTH_NORMALIZATION,
+    parser.add_argument("--length-penalty", metavar="ALPHA", type=nonnegative_float, default=LENGTH_NORMALIZATION,
                         help="alpha: beam search ranks finished captions by log p / tokens^alpha "
                              "(0: plain log-probability, which favours short captions; 1: per token)")
     parser.add_argument("--attention", metavar="OUT.png", type=image_file,

@@ -162,16 +162,17 @@ def main(argv=None):
                         help="a run directory (uses best.h5) or a checkpoint file (default: the "
                              "shipped model, or $RAWCAP_MODEL)")
     parser.add_argument("--split", default="test", choices=["train", "val", "test"])
-    parser.add_argument("--beam", type=int_list, default="3",
+    parser.add_argument("--beam", metavar="K", type=int_list, default="3",
                         help="beam size, 1 is greedy; several (1,2,3,5) make a sweep")
-    parser.add_argument("--length-penalty", type=nonnegative_float_list, default=str(LENGTH_NORMALIZATION),
+    parser.add_argument("--length-penalty", metavar="ALPHA", type=nonnegative_float_list,
+                        default=str(LENGTH_NORMALIZATION),
                         help="alpha: beam search ranks finished captions by log p / tokens^alpha "
                              "(0: plain log-probability, 1: per token); several (0,0.5,1) make a sweep")
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--cache", type=existing_file,
                         help="the HDF5 cache to read (default: the one the run trained on); its "
                              "vocabulary, image size and resize mode must be the checkpoint's")
-    source.add_argument("--data-dir", type=existing_dir,
+    source.add_argument("--data-dir", metavar="DATASET", type=existing_dir,
                         help="a dataset folder (as rawcap.data prepare reads): its cache is built "
                              "under data/ with the model's image size, resize mode and vocabulary "
                              "options, or reused")

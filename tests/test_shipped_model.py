@@ -294,3 +294,10 @@ def test_caption_takes_the_length_penalty(workdir, shipped, monkeypatch, capsys)
         tokens = decode(params, config, image, beam_size=3, length_normalization=a).tokens[0]
         got = captions_of(capsys.readouterr().out)[str(photo)]
         assert got == " ".join(Vocabulary(meta["vocab"]).decode(tokens))
+
+
+def test_ship_help_explains_its_options(capsys):
+    with pytest.raises(SystemExit) as stop:
+        ship.main(["--help"])
+    out = capsys.readouterr().out
+    assert stop.value.code == 0 and "--out" in out and "--float32" in out and "float16" in out
