@@ -301,3 +301,15 @@ def test_ship_help_explains_its_options(capsys):
         ship.main(["--help"])
     out = capsys.readouterr().out
     assert stop.value.code == 0 and "--out" in out and "--float32" in out and "float16" in out
+
+
+def test_evaluate_refuses_a_cache_resized_another_way(workdir, in_workdir, tmp_path, capsys):
+    """The shapes are square, so crop and squash give the same pixels here; the refusal is on
+    what the cache records, which on other data is what matters."""
+    from rawcap.data.cache import prepare
+    squashed = prepare("shapes", tmp_path / "squashed.h5", size=32, resize="squash", progress=False,
+                       log=lambda line: None)
+    assert evaluate.main([str(workdir / "runs" / "A"), "--cache", str(squashed),
+                          "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "images resized by squash" in err and "expects crop" in err
