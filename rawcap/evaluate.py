@@ -189,7 +189,7 @@ def main(argv=None):
     try:
         checkpoint = find_model(args.run)
         params, config, meta = load_model(checkpoint)
-        print(f"model: {describe(checkpoint, meta)}", file=sys.stderr)
+        print(f"model: {describe(checkpoint, meta)}")
         cache = model_cache(args, config, meta, checkpoint)
         if is_sweep:
             rows = sweep(params, config, cache, args.split, args.beam, args.length_penalty,

@@ -163,7 +163,7 @@ def test_evaluate_reproduces_the_run_metrics_from_the_shipped_weights(workdir, s
         monkeypatch.setenv(ship.ENVIRONMENT, str(path))
         out = tmp_path / dtype
         assert evaluate.main(["--data-dir", "shapes", "--beam", "3", "--out", str(out), "--quiet"]) == 0
-        assert "the shipped model" in capsys.readouterr().err
+        assert f"model: the shipped model {path}" in capsys.readouterr().out
         again = json.loads((out / "metrics.json").read_text())
         assert again["protocol"] == run["protocol"]
         if dtype == "float32":
