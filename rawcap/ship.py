@@ -47,8 +47,7 @@ def find_model(path=None):
         where = f"${ENVIRONMENT} = {path}" if os.environ.get(ENVIRONMENT) else str(path)
         raise CheckpointError(
             f"no checkpoint given, and this install has no shipped model (looked for {where}); "
-            f"give a checkpoint or run directory, e.g. python -m rawcap.caption runs/flickr8k "
-            f"photo.jpg")
+            f"give a checkpoint or run directory first, e.g. runs/flickr8k")
     return path
 
 
@@ -76,7 +75,7 @@ def describe(path, meta):
              f"({shipped['dtype']}), epoch {shipped['epoch']} of run {shipped['run']}"]
     test = shipped.get("test")
     if test:
-        parts.append(f"test BLEU-4 {test['bleu4']:.4f}, CIDEr-D {test['cider']:.4f} "
+        parts.append(f"the run's test BLEU-4 {test['bleu4']:.4f}, CIDEr-D {test['cider']:.4f} "
                      f"({test['decoding']})")
     return f"the shipped model {path}: " + "; ".join(parts)
 
@@ -98,18 +97,21 @@ def export(checkpoint, out, float16=True):
     shipped = dict(run=run.name, checkpoint=Path(checkpoint).name, epoch=meta.get("epoch"),
                    best_val_bleu4=meta.get("best_bleu4"), dtype=np.dtype(dtype).name,
                    parameters=int(sum(v.size for k, v in params.items() if not is_statistic(k))),
-                   dataset=args.get("data", "?"), test=_test_scores(run / "metrics.json"),
+                   dataset=args.get("data", "?"), test=_test_scores(run / "metrics.json", checkpoint),
                    data={k: args[k] for k in ("min_count", "max_length", "skip_bad") if k in args})
     keep = {k: v for k, v in meta.items() if k not in TRAINING_ONLY}
     save_checkpoint(out, small, {}, dict(keep, config=config.to_dict(), shipped=shipped))
     return dict(shipped, bytes=os.path.getsize(out), resize=config.resize)
 
 
-def _test_scores(metrics_file):
-    """BLEU-4 and CIDEr-D of the run's test metrics.json, with its decoding; None if absent."""
+def _test_scores(metrics_file, checkpoint):
+    """BLEU-4 and CIDEr-D of the run's test metrics.json, with its decoding; None if it is
+    absent or says it scored another checkpoint (evaluate records which)."""
     if not metrics_file.is_file():
         return None
     metrics = json.loads(metrics_file.read_text())
+    if Path(metrics.get("checkpoint", checkpoint)).name != Path(checkpoint).name:
+        return None
     decoding = next((part.strip() for part in metrics.get("protocol", "").split(",")
                      if "decoding" in part), "")
     return dict(bleu4=metrics["bleu4"], cider=metrics["cider"], decoding=decoding)
