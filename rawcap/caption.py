@@ -34,7 +34,7 @@ from .ship import describe, find_model, load_model
 def is_model(path):
     """True for what names a model rather than an image: a .h5 file or a run directory."""
     path = Path(path)
-    return path.suffix == ".h5" or (path.is_dir() and any(
+    return path.suffix.lower() in (".h5", ".hdf5") or (path.is_dir() and any(
         (path / name).is_file() for name in ("best.h5", "last.h5")))
 
 
