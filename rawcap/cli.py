@@ -49,13 +49,13 @@ def int_list(text):
     return values
 
 
-def nonnegative_float_list(text):
-    """"0,0.5,1" -> (0.0, 0.5, 1.0), every entry a finite number of 0 or more."""
-    parts = text.split(",")
-    try:
-        return tuple(nonnegative_float(part) for part in parts)
-    except argparse.ArgumentTypeError as e:
-        raise argparse.ArgumentTypeError(f"{text!r}: {e} (give numbers, e.g. 0,0.5,1)") from None
+def list_of(parse):
+    """A type for comma-separated values, each checked by `parse`: list_of(positive_int)("1,3,5")
+    -> (1, 3, 5); a bad entry gets parse's own message ("must be ..., got 0")."""
+    def parse_list(text):
+        return tuple(parse(part) for part in text.split(","))
+    parse_list.__name__ = f"comma-separated {parse.__name__}"
+    return parse_list
 
 
 def existing_file(text):

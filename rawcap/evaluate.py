@@ -22,7 +22,8 @@ from tqdm import tqdm
 from .backend import array_module
 from .checkpoint import CheckpointError
 from .data.batches import CaptionBatches
-from .cli import HelpFormatter, existing_dir, existing_file, int_list, nonnegative_float_list, output_dir
+from .cli import (HelpFormatter, existing_dir, existing_file, list_of, nonnegative_float, output_dir,
+                  positive_int)
 from .data.cache import cache_path_for, check_cache, open_cache, prepare
 from .data.vocab import Vocabulary
 from .decode import LENGTH_NORMALIZATION, decode
@@ -162,9 +163,9 @@ def main(argv=None):
                         help="a run directory (uses best.h5) or a checkpoint file (default: the "
                              "shipped model, or $RAWCAP_MODEL)")
     parser.add_argument("--split", default="test", choices=["train", "val", "test"])
-    parser.add_argument("--beam", metavar="K", type=int_list, default="3",
+    parser.add_argument("--beam", metavar="K", type=list_of(positive_int), default="3",
                         help="beam size, 1 is greedy; several (1,2,3,5) make a sweep")
-    parser.add_argument("--length-penalty", metavar="ALPHA", type=nonnegative_float_list,
+    parser.add_argument("--length-penalty", metavar="ALPHA", type=list_of(nonnegative_float),
                         default=str(LENGTH_NORMALIZATION),
                         help="alpha: beam search ranks finished captions by log p / tokens^alpha "
                              "(0: plain log-probability, 1: per token); several (0,0.5,1) make a sweep")
