@@ -60,8 +60,8 @@ def _tanh_for(x):
 
 @njit(parallel=True, cache=True, fastmath=True, error_model="numpy")
 def _forward(proj, hw, v, feats, z, alpha, context):
-    """Per n: z[n] = tanh(proj[n] + hw[n]), alpha[n] = softmax_l(z[n] @ v),
-    context[n] = alpha[n] @ feats[n]."""
+    """Per n: z[n] = tanh(proj[n] + hw[n, :A]), alpha[n] = softmax_l(z[n] @ v),
+    context[n] = alpha[n] @ feats[n] (hw may have more columns: the decoder's)."""
     N, L, A = z.shape
     D = feats.shape[2]
     for n in prange(N):
@@ -88,7 +88,8 @@ def _forward(proj, hw, v, feats, z, alpha, context):
 @njit(parallel=True, cache=True, fastmath=True, error_model="numpy")
 def _backward(feats, z, alpha, v, dcontext, dalpha, dfeats, dproj, du_sum, dv_rows, accumulate):
     """Per n: de = softmax backward of feats[n] @ dcontext[n] + dalpha[n]; dfeats, dproj,
-    du_sum[n] = sum_l dproj[n, l] and dv_rows[n] = sum_l de[n, l] * z[n, l].
+    du_sum[n, :A] = sum_l dproj[n, l] and dv_rows[n] = sum_l de[n, l] * z[n, l] (du_sum may have
+    more columns: the decoder's).
 
     accumulate (the decoder's T steps, kernels/cpu/decoder.py): add this step's dproj and
     dv_rows into the arrays, and leave dfeats (the decoder forms sum_t alpha_t dcontext_t in
@@ -120,7 +121,7 @@ def _backward(feats, z, alpha, v, dcontext, dalpha, dfeats, dproj, du_sum, dv_ro
                 else:
                     dproj[n, l, a] = du
                 du_row[a] += du
-        du_sum[n] = du_row
+        du_sum[n, :A] = du_row
         if accumulate:
             dv_rows[n] += dv_row
         else:

@@ -1,13 +1,14 @@
-"""The decoder op (rawcap.model.decoder_*, version 0: decode_step T times) against its CPU
-version (kernels/cpu/decoder.py): the same outputs and gradients on awkward shapes and every
-cell/gate option (float64 to 1e-12, float32 to 1e-5 of each output's largest entry), and a
-float64 gradient check of the CPU version with respect to every input and parameter."""
+"""The decoder op (rawcap.model.decoder_*, version 0: decode_step T times) against its grouped
+versions (kernels/decoder_steps.py: the CPU one, and the CUDA one under the simulator or on a
+GPU): the same outputs and gradients on awkward shapes and every cell/gate option (float64 to
+1e-12, float32 to 1e-5 of each output's largest entry), and a float64 gradient check of each
+with respect to every input and parameter."""
 import numpy as np
 import pytest
-from kernel_helpers import assert_same_outputs
+from kernel_helpers import assert_same_outputs, kernel_xp
 
 from rawcap import gradcheck
-from rawcap.backend import implementation, versions
+from rawcap.backend import array_module, device_of, implementation, versions
 from rawcap.model import Config, decoder_parameters, init_decoder, init_params
 
 CONFIGS = {
@@ -18,7 +19,20 @@ CONFIGS = {
 }
 
 
-def decoder_inputs(options, dtype, B, T, seed):
+CPU_VERSIONS = versions("decoder", "cpu")[1:]
+CUDA_VERSIONS = versions("decoder", "cuda")[1:]
+
+
+def cases(shapes):
+    """(version, B, T, with_dalphas): every shape for the CPU versions; the CUDA versions, which
+    the simulator runs a thread at a time, on the first (one step; marked gpu; the recurrence
+    through T steps is test_cuda_decoder_through_time's)."""
+    return ([(v, *shape) for v in CPU_VERSIONS for shape in shapes]
+            + [pytest.param(v, *shapes[0], marks=pytest.mark.gpu) for v in CUDA_VERSIONS])
+
+
+def decoder_inputs(version, options, dtype, B, T, seed):
+    """config, params, the forward's inputs (on the version's arrays), rng."""
     config = Config(**{**dict(vocab_size=10, image_size=8, channels=(4,), embed_size=5,
                               hidden_size=6, attention_size=3), **options})
     rng = np.random.default_rng(seed)
@@ -26,7 +40,10 @@ def decoder_inputs(options, dtype, B, T, seed):
     feats = rng.standard_normal((B, config.locations, 4)).astype(dtype)
     proj, h, c, _ = init_decoder(params, feats)
     words = rng.standard_normal((B, T, config.embed_size)).astype(dtype)
-    return config, params, dict(feats=feats, proj=proj, h=h, c=c, words=words), rng
+    xp = kernel_xp() if device_of("decoder", version) == "cuda" else np
+    params = {k: xp.asarray(v) for k, v in params.items()}
+    inputs = {k: xp.asarray(v) for k, v in dict(feats=feats, proj=proj, h=h, c=c, words=words).items()}
+    return config, params, inputs, rng
 
 
 def run(version, config, params, inputs, dhs, dalphas):
@@ -35,18 +52,25 @@ def run(version, config, params, inputs, dhs, dalphas):
     return [hs, alphas, *dinputs] + [grads[name] for name in decoder_parameters(config)]
 
 
-@pytest.mark.parametrize("version", versions("decoder", "cpu")[1:])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("what", CONFIGS)
-@pytest.mark.parametrize("B, T, with_dalphas", [(3, 4, True), (1, 1, False), (2, 5, False)])
+@pytest.mark.parametrize("version, B, T, with_dalphas", cases([(1, 1, False), (2, 3, True), (3, 5, False)]))
 def test_decoder_matches_version_0(version, dtype, what, B, T, with_dalphas):
-    config, params, inputs, rng = decoder_inputs(CONFIGS[what], dtype, B, T, seed=B + T)
+    config, params, inputs, rng = decoder_inputs(version, CONFIGS[what], dtype, B, T, seed=B + T)
     H, L = config.hidden_size, config.locations
-    dhs = rng.standard_normal((B, T, H)).astype(dtype)
-    dalphas = rng.standard_normal((B, T, L)).astype(dtype) if with_dalphas else None
+    xp = array_module(inputs["feats"])
+    dhs = xp.asarray(rng.standard_normal((B, T, H)).astype(dtype))
+    dalphas = xp.asarray(rng.standard_normal((B, T, L)).astype(dtype)) if with_dalphas else None
     assert_same_outputs(run(version, config, params, inputs, dhs, dalphas),
                         run(0, config, params, inputs, dhs, dalphas), dtype,
                         f"decoder v{version} {what} B={B} T={T}")
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("version", CUDA_VERSIONS)
+def test_cuda_decoder_through_time(version):
+    test_decoder_matches_version_0(version=version, dtype=np.float32, what="lstm, f_beta", B=2, T=3,
+                                   with_dalphas=True)
 
 
 def decoder_check(version, config, params, inputs):
@@ -72,9 +96,11 @@ def decoder_check(version, config, params, inputs):
     return gradcheck.LayerCheck("decoder", forward_arrays, backward_arrays, args, tuple(names))
 
 
-@pytest.mark.parametrize("version", versions("decoder", "cpu")[1:])
+@pytest.mark.parametrize("version", [0] + CPU_VERSIONS)
 @pytest.mark.parametrize("what", ["lstm, f_beta", "lstm, no gate", "rnn, f_beta"])
 def test_decoder_gradients(version, what):
-    config, params, inputs, rng = decoder_inputs(CONFIGS[what], np.float64, B=2, T=3, seed=7)
+    """Version 0 and the CPU versions. The CUDA versions are held to version 0 above
+    (central differences through the simulator would take minutes)."""
+    config, params, inputs, rng = decoder_inputs(version, CONFIGS[what], np.float64, B=2, T=3, seed=7)
     for name, _, error in gradcheck.gradient_errors(decoder_check(version, config, params, inputs), rng):
         assert error < 1e-7, f"decoder v{version} {what} {name}: relative error {error:.1e}"
