@@ -74,8 +74,8 @@ def numba_cache_line():
     compiled, total, folder = state
     warmth = "warm" if compiled == total else "cold" if compiled == 0 else "partly warm"
     return (f"Numba cache: {warmth}, {compiled} of {total} CPU functions compiled in {folder}"
-            + ("" if compiled == total else "; the first run compiles the rest (~30 CPU-seconds "
-               "for a training run)"))
+            + ("" if compiled == total else "; a run compiles those it calls (a training run "
+               "from a cold cache: ~30 CPU-seconds)"))
 
 
 def kernel_lines():
