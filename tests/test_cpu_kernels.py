@@ -167,6 +167,49 @@ def test_lstm_pointwise_gradients(version, check, sizes):
     assert_gradients("lstm_pointwise", version, check, 7, **sizes)
 
 
+@pytest.mark.parametrize("version", cpu_versions("embedding"))
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("ids_shape, V, D", [
+    ((1, 1), 1, 1), ((3, 11), 5, 33), ((2, 4), 40, 3),
+    ((7,), 3, 130),                             # the model's caption -> image gather: 1-D ids
+])
+@pytest.mark.parametrize("ids_dtype", [np.int64, np.int32])
+def test_embedding(version, dtype, ids_shape, V, D, ids_dtype):
+    """Tokens added in the same order as np.add.at: the same bits as version 0, not just close."""
+    rng = np.random.default_rng(V + D)
+    ids = rng.integers(0, V, size=ids_shape).astype(ids_dtype)
+    W = rng.standard_normal((V, D)).astype(dtype)
+    dout = rng.standard_normal(ids_shape + (D,)).astype(dtype)
+    out, cache = run_version("embedding_forward", version, ids, W)
+    np.testing.assert_array_equal(out, W[ids])
+    dW = run_version("embedding_backward", version, dout, cache)
+    want = run_version("embedding_backward", 0, dout, cache)
+    assert dW.dtype == want.dtype
+    np.testing.assert_array_equal(dW, want)
+
+
+@pytest.mark.parametrize("version", cpu_versions("embedding"))
+def test_embedding_rows_of_one_word_add_up(version):
+    """Every token is word 2; words 0 and 1 get zeros, and dout is strided."""
+    dout = np.random.default_rng(0).standard_normal((4, 9, 6))[:, :, ::2]
+    _, cache = run_version("embedding_forward", 0, np.full((4, 9), 2), np.zeros((3, 3)))
+    dW = run_version("embedding_backward", version, dout, cache)
+    assert not dW[:2].any()
+    np.testing.assert_allclose(dW[2], dout.sum(axis=(0, 1)), rtol=1e-12)
+
+
+@pytest.mark.parametrize("version", cpu_versions("embedding"))
+def test_embedding_gradients(version):
+    assert_gradients("embedding", version, gradcheck.embedding_check, 8, N=3, T=5, V=4, D=3)
+
+
+@pytest.mark.parametrize("version", cpu_versions("embedding"))
+def test_embedding_bad_dout_shape_is_named(version):
+    _, cache = run_version("embedding_forward", 0, np.zeros((2, 3), int), np.zeros((4, 5)))
+    with pytest.raises(ValueError, match="dout"):
+        run_version("embedding_backward", version, np.zeros((2, 3, 4)), cache)
+
+
 @pytest.mark.parametrize("version", cpu_versions("softmax_ce"))
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("N, T, V, scale", [(1, 1, 1, 1.0), (3, 4, 7, 1.0), (2, 3, 130, 1e4)])
