@@ -6,7 +6,7 @@ ufuncs. The float32 functions here are plain arithmetic that LLVM turns into SIM
 
     exp_float32    Cephes' expf: n = round(x / ln 2), r = x - n ln 2 (in two parts, Cody and
                    Waite), exp(r) by a degree-6 polynomial, times 2^n made from its bits
-                   (within a few ulp; x clamped to float32's normal range)
+                   (within 2 ulp; x clamped to float32's normal range)
     tanh_float32   Eigen's rational approximation (within 3e-7)
     sigmoid        in float32 (1 + tanh_float32(x / 2)) / 2, within 2e-7 (1 / (1 + exp_float32(-x))
                    did not vectorise)
