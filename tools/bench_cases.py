@@ -24,7 +24,12 @@ class Case:
     bytes: int = 0              # minimum bytes moved by forward + backward (streaming ops)
     flops: int = 0              # floating-point operations (GEMM-bound ops)
     torch: Callable = None
-    versions: tuple = None      # default: the op's registry versions
+    versions_of: str = None     # the registry op whose versions run (default: op)
+
+
+def case_versions(case, device):
+    """The versions a case runs on `device` ("cuda" or "cpu"): version 0 and that device's."""
+    return versions(case.versions_of or case.op, device)
 
 
 def fn(function, version):
@@ -309,7 +314,7 @@ def lstm_sequence_case(N, T, D, H):
     # every GEMM of forward and backward: x @ Wx, h @ Wh (2NT*4H*(D+H)), three times over
     return Case("lstm_sequence", f"N={N} T={T} D={D} H={H}", inputs, run,
                 flops=3 * 2 * N * T * 4 * H * (D + H), torch=torch_run,
-                versions=tuple(versions("lstm_pointwise", "cuda")))
+                versions_of="lstm_pointwise")
 
 
 def cases(tiny):
@@ -328,7 +333,8 @@ def cases(tiny):
         maxpool2d_case(32, 16, 112), maxpool2d_case(64, 64, 112),
         bias_relu_case(32, 16, 112), bias_relu_case(64, 64, 112),
         batchnorm2d_case(32, 16, 112), batchnorm2d_case(32, 128, 14),
-        embedding_case(160 * 20, 2541, 128), embedding_case(65536, 32768, 512),
+        embedding_case(160 * 20, 2541, 128), embedding_case(160, 32, 49 * 128),     # words; caption -> image
+        embedding_case(65536, 32768, 512),
         adam_case(1_600_000), adam_case(64_000_000),
         lstm_sequence_case(64, 20, 512, 512),
     ]
