@@ -1,20 +1,23 @@
 """The LSTM's gates and cell update on the CPU (rawcap.layers.lstm.lstm_pointwise_*) as one
-Numba pass each way.
+Numba loop each way.
 
 Version 0 makes about ten NumPy passes over [N, H] slices of a[N, 4H] (three sigmoids, each
 itself five passes with temporaries, two tanh, the products), and its backward a dozen more
 and a concatenate.
 
-version 2   forward: one parallel loop over the rows n reads a_i, a_f, a_g, a_o and c_prev once
-            and writes h, c, the activated gates [N, 4H] and tanh(c) (the backward's cache).
-            backward: one parallel loop over n reads dh, dc and the cache once and writes the
-            four parts of da and dc_prev; dc may be None (the last step of a sequence). In
-            float32, sigmoid and tanh are the vectorisable approximations of
-            kernels/cpu/fastmath.py (within 3e-7); float64 uses the exact functions.
-            Arithmetic is in the arrays' dtype.
+version 2   forward: one loop reads a_i, a_f, a_g, a_o and c_prev once and writes h, c, the
+            activated gates [N, 4H] and tanh(c) (the backward's cache). backward: one loop
+            reads dh, dc and the cache once and writes the four parts of da and dc_prev; dc
+            may be None (the last step of a sequence). In float32, sigmoid and tanh are the
+            vectorisable approximations of kernels/cpu/fastmath.py (within 3e-7); float64
+            uses the exact functions. Arithmetic is in the arrays' dtype. One thread: at the
+            recipe's [160, 256] a step's pointwise part is a fraction of a millisecond, and
+            loops parallel over the rows took twice as long (median, forward and backward
+            interleaved with these, on the shared machine at load 18): every parallel loop
+            waits for both threads to be scheduled.
 """
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from rawcap.layers.checks import Dims, check_grad
 
@@ -23,12 +26,12 @@ from .fastmath import sigmoid, tanh
 DEFAULT = 2
 
 
-@njit(parallel=True, cache=True, fastmath=True, error_model="numpy")
+@njit(cache=True, fastmath=True, error_model="numpy")
 def _forward(a, c_prev, h, c, gates, tanh_c):
     """gates = [sigmoid(a_i), sigmoid(a_f), tanh(a_g), sigmoid(a_o)]; c = f c_prev + i g;
     tanh_c = tanh(c); h = o tanh_c."""
     N, H = c_prev.shape
-    for n in prange(N):
+    for n in range(N):
         for j in range(H):
             i = sigmoid(a[n, j])
             f = sigmoid(a[n, H + j])
@@ -45,12 +48,12 @@ def _forward(a, c_prev, h, c, gates, tanh_c):
             gates[n, 3 * H + j] = o
 
 
-@njit(parallel=True, cache=True, fastmath=True, error_model="numpy")
+@njit(cache=True, fastmath=True, error_model="numpy")
 def _backward(dh, dc, has_dc, gates, c_prev, tanh_c, da, dc_prev):
     """The layer's equations (rawcap.layers.lstm.lstm_pointwise_backward), row by row."""
     N, H = c_prev.shape
     one = gates.dtype.type(1)
-    for n in prange(N):
+    for n in range(N):
         for j in range(H):
             i = gates[n, j]
             f = gates[n, H + j]
