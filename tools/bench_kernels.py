@@ -2,7 +2,7 @@
 
     python -m tools.bench_kernels [--ops softmax_ce,lstm_sequence] [--repeats 50] [--json OUT]
     NUMBA_ENABLE_CUDASIM=1 python -m tools.bench_kernels --tiny --repeats 1   # the harness's own test
-    python -m tools.bench_kernels --device cpu --ops lstm_pointwise,softmax_ce,embedding
+    python -m tools.bench_kernels --device cpu --recipe-shapes --ops lstm_pointwise,softmax_ce,embedding
 
 In the spirit of llm.c's dev/cuda benchmarks. Each case (tools/bench_cases.py) is one op's forward and backward at one
 shape: the model's real shape (the Flickr8k recipe in docs/flickr8k.md) and a large one. For each
@@ -156,6 +156,9 @@ def main(argv=None):
     p.add_argument("--repeats", type=int, default=50, help="timed runs per row (default 50)")
     p.add_argument("--warmup", type=int, default=5, help="untimed runs first (default 5)")
     p.add_argument("--tiny", action="store_true", help="tiny shapes (the simulator's test run)")
+    p.add_argument("--recipe-shapes", action="store_true",
+                   help="only the Flickr8k recipe's shapes, not the large ones (which take "
+                        "minutes and GBs of memory on a CPU)")
     p.add_argument("--json", metavar="OUT", help="also write the table and environment as JSON")
     p.add_argument("--device", choices=("cuda", "cpu"), default="cuda",
                    help="cuda: the CUDA kernels (CuPy arrays, or the simulator); cpu: the CPU "
@@ -173,7 +176,7 @@ def main(argv=None):
             print(f"error: bench_kernels needs a GPU with CuPy, or NUMBA_ENABLE_CUDASIM=1 ({e})",
                   file=sys.stderr)
             return 2
-    selected = cases(args.tiny)
+    selected = cases(args.tiny, large=not args.recipe_shapes)
     if args.ops:
         wanted = set(args.ops.split(","))
         unknown = wanted - {c.op for c in selected}
