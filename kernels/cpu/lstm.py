@@ -8,7 +8,7 @@ and a concatenate.
 version 2   forward: one loop reads a_i, a_f, a_g, a_o and c_prev once and writes h, c, the
             activated gates [N, 4H] and tanh(c) (the backward's cache). backward: one loop
             reads dh, dc and the cache once and writes the four parts of da and dc_prev; dc
-            may be None (the last step of a sequence). In float32, sigmoid and tanh are the
+            may be None (the last step of a sequence), which is read as zeros. In float32, sigmoid and tanh are the
             vectorisable approximations of kernels/cpu/fastmath.py (within 3e-7); float64
             uses the exact functions. Arithmetic is in the arrays' dtype. One thread: at the
             recipe's [160, 256] a step's pointwise part is a fraction of a millisecond, and
@@ -49,7 +49,7 @@ def _forward(a, c_prev, h, c, gates, tanh_c):
 
 
 @njit(cache=True, fastmath=True, error_model="numpy")
-def _backward(dh, dc, has_dc, gates, c_prev, tanh_c, da, dc_prev):
+def _backward(dh, dc, gates, c_prev, tanh_c, da, dc_prev):
     """The layer's equations (rawcap.layers.lstm.lstm_pointwise_backward), row by row."""
     N, H = c_prev.shape
     one = gates.dtype.type(1)
@@ -60,9 +60,7 @@ def _backward(dh, dc, has_dc, gates, c_prev, tanh_c, da, dc_prev):
             g = gates[n, 2 * H + j]
             o = gates[n, 3 * H + j]
             t = tanh_c[n, j]
-            dc_total = dh[n, j] * o * (one - t * t)
-            if has_dc:
-                dc_total += dc[n, j]
+            dc_total = dh[n, j] * o * (one - t * t) + dc[n, j]
             da[n, j] = dc_total * g * i * (one - i)
             da[n, H + j] = dc_total * c_prev[n, j] * f * (one - f)
             da[n, 2 * H + j] = dc_total * i * (one - g * g)
@@ -89,8 +87,8 @@ def lstm_pointwise_backward_v2(dh, dc, cache):
     if dc is not None:
         check_grad("lstm_pointwise_backward", "dc", dc, c_prev.shape)
     dh = np.ascontiguousarray(dh, dtype=gates.dtype)
-    has_dc = dc is not None
-    dc = np.ascontiguousarray(dc, dtype=gates.dtype) if has_dc else dh     # not read without dc
+    # dc None is dc = 0 (zeros, not a flag: the same arithmetic, so the same bits, either way)
+    dc = np.zeros_like(dh) if dc is None else np.ascontiguousarray(dc, dtype=gates.dtype)
     da, dc_prev = np.empty_like(gates), np.empty_like(c_prev)
-    _backward(dh, dc, has_dc, gates, c_prev, tanh_c, da, dc_prev)
+    _backward(dh, dc, gates, c_prev, tanh_c, da, dc_prev)
     return da, dc_prev
