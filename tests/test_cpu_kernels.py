@@ -136,11 +136,13 @@ def test_float32_functions_on_a_dense_grid(name, bound):
             out[k] = function(x[k])
 
     span = (-87.3, 88.3) if name == "exp_float32" else (-20, 20)
-    x = np.concatenate([np.linspace(*span, 400_001), np.linspace(-1e-3, 1e-3, 1001)]).astype(np.float32)
+    x = np.concatenate([np.linspace(*span, 400_001), np.linspace(-1e-3, 1e-3, 1001)])
+    x = x.astype(np.float32)
     out = np.empty_like(x)
     apply(x, out)
     x = x.astype(np.float64)
-    want = {"tanh_float32": np.tanh(x), "exp_float32": np.exp(x), "sigmoid": 1 / (1 + np.exp(-x))}[name]
+    want = {"tanh_float32": np.tanh(x), "exp_float32": np.exp(x),
+            "sigmoid": 1 / (1 + np.exp(-x))}[name]
     error = np.abs(out - want) / (want if name == "exp_float32" else 1)
     assert error.max() < bound
 

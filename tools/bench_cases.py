@@ -331,7 +331,8 @@ def cases(tiny, large=True):
         conv2d_case(32, 3, 112, 16), conv2d_case(32, 64, 14, 128),
         maxpool2d_case(32, 16, 112), bias_relu_case(32, 16, 112),
         batchnorm2d_case(32, 16, 112), batchnorm2d_case(32, 128, 14),
-        embedding_case(160 * 20, 2541, 128), embedding_case(160, 32, 49 * 128),     # words; caption -> image
+        embedding_case(160 * 20, 2541, 128),        # the words
+        embedding_case(160, 32, 49 * 128),          # each caption's image features
         adam_case(1_600_000),
     ]
     return recipe + ([

@@ -2,7 +2,7 @@
 
     python -m tools.bench_kernels [--ops softmax_ce,lstm_sequence] [--repeats 50] [--json OUT]
     NUMBA_ENABLE_CUDASIM=1 python -m tools.bench_kernels --tiny --repeats 1   # the harness's own test
-    python -m tools.bench_kernels --device cpu --recipe-shapes --ops lstm_pointwise,softmax_ce,embedding
+    python -m tools.bench_kernels --device cpu --recipe-shapes --ops lstm_pointwise,embedding
 
 In the spirit of llm.c's dev/cuda benchmarks. Each case (tools/bench_cases.py) is one op's forward and backward at one
 shape: the model's real shape (the Flickr8k recipe in docs/flickr8k.md) and a large one. For each

@@ -8,13 +8,13 @@ and a concatenate.
 version 2   forward: one loop reads a_i, a_f, a_g, a_o and c_prev once and writes h, c, the
             activated gates [N, 4H] and tanh(c) (the backward's cache). backward: one loop
             reads dh, dc and the cache once and writes the four parts of da and dc_prev; dc
-            may be None (the last step of a sequence), which is read as zeros. In float32, sigmoid and tanh are the
-            vectorisable approximations of kernels/cpu/fastmath.py (within 3e-7); float64
-            uses the exact functions. Arithmetic is in the arrays' dtype. One thread: at the
-            recipe's [160, 256] a step's pointwise part is a fraction of a millisecond, and
-            loops parallel over the rows took twice as long (median, forward and backward
-            interleaved with these, on the shared machine at load 18): every parallel loop
-            waits for both threads to be scheduled.
+            may be None (the last step of a sequence), which is read as zeros. In float32,
+            sigmoid and tanh are the vectorisable approximations of kernels/cpu/fastmath.py
+            (within 3e-7); float64 uses the exact functions. Arithmetic is in the arrays'
+            dtype. One thread: at the recipe's [160, 256] a step's pointwise part is a
+            fraction of a millisecond, and loops parallel over the rows took twice as long
+            (median, forward and backward interleaved with these, on the shared machine at
+            load 18): every parallel loop waits for both threads to be scheduled.
 """
 import numpy as np
 from numba import njit
