@@ -147,6 +147,17 @@ def test_float32_functions_on_a_dense_grid(name, bound):
     assert error.max() < bound
 
 
+def test_float32_functions_compute_in_float32():
+    """A float64 constant or an integer from math.floor would turn the arithmetic into float64
+    (half the SIMD width); the njit functions must map float32 to float32."""
+    from numba import types
+
+    from kernels.cpu.fastmath import exp_float32, tanh_float32
+    for function in (exp_float32, tanh_float32):
+        function(np.float32(0.5))
+        assert [sig.return_type for sig in function.nopython_signatures] == [types.float32]
+
+
 @pytest.mark.parametrize("version", cpu_versions("lstm_pointwise"))
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("N, H, scale", [(1, 1, 1.0), (2, 33, 3.0), (5, 3, 3.0), (3, 130, 20.0)])

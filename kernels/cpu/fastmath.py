@@ -14,8 +14,6 @@ ufuncs. The float32 functions here are plain arithmetic that LLVM turns into SIM
 `exp`, `tanh` and `sigmoid` pick these for float32 and the exact libm functions for float64
 (the gradient checks run in float64) when Numba compiles the caller for its dtype.
 """
-import math
-
 import numpy as np
 from llvmlite import ir
 from numba import njit, types
@@ -43,7 +41,7 @@ def exp_float32(x):
     """exp(x) in float32 arithmetic alone; x is clamped to [-87.34, 88.38], where 2^n stays a
     normal float32 (exp(-87.34) is the smallest normal float32, exp(88.38) = 2.4e38)."""
     x = min(max(x, np.float32(-87.33654)), np.float32(88.3762626647949))
-    n = math.floor(x * np.float32(1.44269504088896341) + np.float32(0.5))
+    n = np.floor(x * np.float32(1.44269504088896341) + np.float32(0.5))     # float32
     r = x - n * np.float32(0.693359375)             # exact: 0.693359375 has 9 significant bits
     r = r - n * np.float32(-2.12194440e-4)          # ln 2 - 0.693359375
     p = np.float32(1.9875691500e-4)
