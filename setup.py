@@ -11,6 +11,7 @@ setup(
     classifiers=["License :: OSI Approved :: MIT License", "Programming Language :: Python :: 3"],
     python_requires=">=3.10",
     packages=find_packages(include=["rawcap", "rawcap.*", "kernels", "kernels.*"]),
+    package_data={"rawcap": ["weights/*.h5"]},      # the shipped model (rawcap.ship)
     install_requires=[
         "numpy>=1.25",
         "scipy>=1.10",

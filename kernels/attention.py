@@ -88,8 +88,11 @@ def _forward(feats, proj, hW, v, z, scores, alpha, context):
 
 
 @cuda.jit
-def _backward(dcontext, dalpha, has_dalpha, feats, v, z, alpha, de, dfeats, dproj, du_sum, dv_rows):
-    """Block n: de[n] (scratch), dfeats[n], dproj[n], du_sum[n] and dv_rows[n] (module docstring)."""
+def _backward(dcontext, dalpha, has_dalpha, feats, v, z, alpha, de, dfeats, dproj, du_sum, dv_rows,
+              accumulate):
+    """Block n: de[n] (scratch), dfeats[n], dproj[n], du_sum[n] and dv_rows[n] (module docstring).
+    accumulate (the decoder's steps, kernels/decoder_steps.py): add into dproj and dv_rows,
+    leave dfeats."""
     n, first, stride = cuda.blockIdx.x, cuda.threadIdx.x, cuda.blockDim.x
     _, L, D = feats.shape
     A = v.shape[0]
@@ -116,12 +119,20 @@ def _backward(dcontext, dalpha, has_dalpha, feats, v, z, alpha, de, dfeats, dpro
         for l in range(L):
             z_la = z[n, l, a]
             du = de[n, l] * v[a] * (one - z_la * z_la)
-            dproj[n, l, a] = du
+            if accumulate:
+                dproj[n, l, a] += du
+            else:
+                dproj[n, l, a] = du
             du_total += du
             dv_total += de[n, l] * z_la
         du_sum[n, a] = du_total
-        dv_rows[n, a] = dv_total
+        if accumulate:
+            dv_rows[n, a] += dv_total
+        else:
+            dv_rows[n, a] = dv_total
 
+    if accumulate:
+        return
     for d in range(first, D, stride):
         for l in range(L):
             dfeats[n, l, d] = alpha[n, l] * dcontext[n, d]
@@ -160,7 +171,7 @@ def _run_backward(kernel, threads, dcontext, dalpha, cache):
     dfeats, dproj = xp.empty_like(feats), xp.empty_like(z)
     du_sum, dv_rows = xp.empty((N, A), dtype=z.dtype), xp.empty((N, A), dtype=z.dtype)
     launch(kernel, N, threads, dcontext, dalpha, has_dalpha, feats, v, z, alpha,
-           de, dfeats, dproj, du_sum, dv_rows)
+           de, dfeats, dproj, du_sum, dv_rows, False)
     return dfeats, dproj, du_sum @ Wh.T, h.T @ du_sum, dv_rows.sum(axis=0)
 
 

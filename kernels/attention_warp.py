@@ -122,8 +122,11 @@ def forward(feats, proj, hW, v, z, scores, alpha, context):
 
 
 @cuda.jit
-def backward(dcontext, dalpha, has_dalpha, feats, v, z, alpha, de, dfeats, dproj, du_sum, dv_rows):
-    """Block n: de[n] (scratch), dfeats[n], dproj[n], du_sum[n] and dv_rows[n] (module docstring)."""
+def backward(dcontext, dalpha, has_dalpha, feats, v, z, alpha, de, dfeats, dproj, du_sum, dv_rows,
+             accumulate):
+    """Block n: de[n] (scratch), dfeats[n], dproj[n], du_sum[n] and dv_rows[n] (module docstring).
+    accumulate (the decoder's steps, kernels/decoder_steps.py): add into dproj and dv_rows,
+    leave dfeats."""
     n, k, block = cuda.blockIdx.x, cuda.threadIdx.x, cuda.blockDim.x
     lane, warp, warps = k % WARP, k // WARP, block // WARP
     _, L, D = feats.shape
@@ -157,7 +160,10 @@ def backward(dcontext, dalpha, has_dalpha, feats, v, z, alpha, de, dfeats, dproj
             for l in range(warp, L, warps):
                 z_la = z[n, l, a]
                 du = de[n, l] * v[a] * (one - z_la * z_la)
-                dproj[n, l, a] = du
+                if accumulate:
+                    dproj[n, l, a] += du
+                else:
+                    dproj[n, l, a] = du
                 du_part += du
                 dv_part += de[n, l] * z_la
         cuda.syncthreads()                      # the buffers' last use is over
@@ -170,8 +176,13 @@ def backward(dcontext, dalpha, has_dalpha, feats, v, z, alpha, de, dfeats, dproj
                 du_total += buffer[w * WARP + lane]
                 dv_total += dv_buffer[w * WARP + lane]
             du_sum[n, a] = du_total
-            dv_rows[n, a] = dv_total
+            if accumulate:
+                dv_rows[n, a] += dv_total
+            else:
+                dv_rows[n, a] = dv_total
 
+    if accumulate:
+        return
     for e in range(k, L * D, block):
         l, d = e // D, e % D
         dfeats[n, l, d] = alpha[n, l] * dcontext[n, d]

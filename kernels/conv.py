@@ -11,6 +11,8 @@ version 1   forward: im2col, one thread per entry of cols[N, C*KH*KW, Ho*Wo] cop
             order of offsets) and writes dx once. Each pixel is written by one thread only, so
             there are no atomics and the result is deterministic.
             The cache is the layer's, so either version's backward takes either forward's cache.
+            conv2d_params_backward (the first layer's: no gradient for the images) skips the
+            dcols GEMM and col2im.
             Arithmetic is in the arrays' dtype.
 """
 from numba import cuda
@@ -84,9 +86,25 @@ def conv2d_backward_v1(dout, cache):
     check_grad("conv2d_backward", "dout", dout, (N, F, Ho, Wo))
     xp = array_module(dout)
     dout = dout.reshape(N, F, Ho * Wo)
-    db = dout.sum(axis=(0, 2)) if has_bias else None
-    dw = (dout @ cols.transpose(0, 2, 1)).sum(axis=0).reshape(w.shape)
+    dw, db = _params_grads(dout, cols, w, has_bias)
     dcols = w.reshape(F, -1).T @ dout                         # [N, C*KH*KW, Ho*Wo]
     dx = xp.empty(x_shape, dtype=dout.dtype)
     launch(_col2im, blocks_for(dx.size), THREADS, dcols, KH, KW, stride, pad, Ho, Wo, dx)
     return dx, dw, db
+
+
+def conv2d_params_backward_v1(dout, cache):
+    """dout[N, F, Ho, Wo] -> dw, db: conv2d_backward_v1 without dx (no dcols GEMM, no col2im)."""
+    x_shape, cols, w, has_bias, stride, pad = cache
+    F, _, KH, KW = w.shape
+    N, _, H, W = x_shape
+    Ho, Wo = conv_output_size(H, KH, stride, pad), conv_output_size(W, KW, stride, pad)
+    check_grad("conv2d_backward", "dout", dout, (N, F, Ho, Wo))
+    return _params_grads(dout.reshape(N, F, Ho * Wo), cols, w, has_bias)
+
+
+def _params_grads(dout, cols, w, has_bias):
+    """dout[N, F, Ho*Wo], cols[N, C*KH*KW, Ho*Wo] -> dw[F, C, KH, KW], db[F] or None."""
+    db = dout.sum(axis=(0, 2)) if has_bias else None
+    dw = (dout @ cols.transpose(0, 2, 1)).sum(axis=0).reshape(w.shape)
+    return dw, db

@@ -5,7 +5,7 @@ so one source serves both devices.
 
 The hot layer functions have more than one implementation, numbered per op in one sequence:
 
-    version 0      the layer in rawcap.layers (or rawcap.optim), on NumPy or CuPy arrays
+    version 0      the layer in rawcap.layers (or rawcap.optim, rawcap.model), on NumPy or CuPy arrays
     version k      a Numba CUDA kernel in kernels/<module>.py, named <function>_v<k> (CuPy arrays)
     version k      a CPU version in kernels/cpu/<module>.py, named <function>_v<k> (NumPy arrays:
                    Numba @njit loops or restructured NumPy)
@@ -34,7 +34,8 @@ import numpy as np
 
 # op -> (module of version 0, kernel module, the functions the op covers)
 OPS = {
-    "conv2d": ("rawcap.layers.conv", "kernels.conv", ("conv2d_forward", "conv2d_backward")),
+    "conv2d": ("rawcap.layers.conv", "kernels.conv",
+               ("conv2d_forward", "conv2d_backward", "conv2d_params_backward")),
     "bias_relu": ("rawcap.layers.activations", "kernels.bias_relu",
                   ("bias_relu_forward", "bias_relu_backward")),
     "maxpool2d": ("rawcap.layers.pool", "kernels.pool", ("maxpool2d_forward", "maxpool2d_backward")),
@@ -49,7 +50,11 @@ OPS = {
     "embedding": ("rawcap.layers.embedding", "kernels.embedding",
                   ("embedding_forward", "embedding_backward")),
     "adam": ("rawcap.optim", "kernels.adam", ("adam_update",)),
+    "decoder": ("rawcap.model", "kernels.decoder", ("decoder_forward", "decoder_backward")),
 }
+# Ops whose version 0 is made of layer functions (the decoder's T steps): a student's layers
+# (version_0_replaced) pin them to version 0 too, so that the student's functions run.
+COMPOSITE_OPS = ("decoder",)
 OP_OF = {function: op for op, (_, _, functions) in OPS.items() for function in functions}
 
 
@@ -127,7 +132,8 @@ def parse_kernels(spec):
 class _Settings:
     pins = {}                   # op -> version, on every kind of array
     deterministic = False
-    profile = None              # a rawcap.profile.Profile while one records ops' times
+    profile = None              # a rawcap.bench.Profile while one records ops' times
+    nested = 0.0                # seconds recorded by the ops that the running op called
 
 
 def set_kernels(spec=None, deterministic=False):
@@ -179,10 +185,11 @@ _version_0_replaced = {}
 @contextmanager
 def version_0_replaced(functions, pin_ops):
     """`with version_0_replaced({function: callable}, ops): ...` runs the block with these
-    callables as version 0 of their functions and the ops `pin_ops` pinned to version 0."""
+    callables as version 0 of their functions, and the ops `pin_ops` and COMPOSITE_OPS pinned
+    to version 0."""
     before = dict(_version_0_replaced), _Settings.pins
     _version_0_replaced.update(functions)
-    _Settings.pins = {**_Settings.pins, **{op: 0 for op in pin_ops}}
+    _Settings.pins = {**_Settings.pins, **{op: 0 for op in (*pin_ops, *COMPOSITE_OPS)}}
     try:
         yield
     finally:
@@ -207,11 +214,10 @@ def implementation(function, version):
 
 def _kernel_module(op, device="cuda"):
     """The module of `op`'s versions for `device`: kernels/<module>.py for "cuda",
-    kernels/cpu/<module>.py for "cpu" (None if the op has no CPU versions)."""
+    kernels/cpu/<module>.py for "cpu" (None if the op has no versions on that device)."""
     name = OPS[op][1]
-    if device == "cuda":
-        return importlib.import_module(name)
-    name = name.replace("kernels.", "kernels.cpu.", 1)
+    if device == "cpu":
+        name = name.replace("kernels.", "kernels.cpu.", 1)
     if importlib.util.find_spec(name) is None:
         return None
     return importlib.import_module(name)
@@ -219,8 +225,9 @@ def _kernel_module(op, device="cuda"):
 
 @contextmanager
 def profiling(profile):
-    """`with profiling(p): ...` has every `ops` call in the block add its time to
-    p.record(function, version, seconds) (the device synchronised around each call)."""
+    """`with profiling(p): ...` has every `ops` call in the block add its own time to
+    p.record(function, version, seconds) (the device synchronised around each call; the time
+    of the ops it called is theirs, not its)."""
     before, _Settings.profile = _Settings.profile, profile
     try:
         yield profile
@@ -251,10 +258,14 @@ class _Ops:
             if _Settings.profile is None:
                 return run(*args, **kwargs)
             _synchronize(xp)
+            outer, _Settings.nested = _Settings.nested, 0.0
             start = time.perf_counter()
             result = run(*args, **kwargs)
             _synchronize(xp)
-            _Settings.profile.record(function, version, time.perf_counter() - start)
+            seconds = time.perf_counter() - start
+            # Its own time: the ops it called (the decoder calls attention...) record theirs.
+            _Settings.profile.record(function, version, seconds - _Settings.nested)
+            _Settings.nested = outer + seconds
             return result
 
         call.__name__ = function

@@ -1,7 +1,12 @@
-"""Caption your own images with a trained checkpoint.
+"""Caption your own images, with the shipped model or a trained checkpoint.
 
-    python -m rawcap.caption runs/shapes/best.h5 photo.jpg more_photos/ [--beam 3]
+    python -m rawcap.caption photo.jpg more_photos/ [--beam 3] [--length-penalty 0.7]
         [--attention attention.png] [--json captions.json]
+    python -m rawcap.caption runs/shapes photo.jpg          # a run's best.h5, or any checkpoint
+
+The first argument is the model when it is a .h5 file or a run directory (a folder holding
+best.h5 or last.h5); otherwise every argument is an image and the model is the one the package
+ships (rawcap.ship; $RAWCAP_MODEL names another file). Which model it is goes to stderr.
 
 Any file Pillow opens works, of any size and aspect: it goes through exactly the training
 preprocessing (rawcap.data.images: EXIF rotation, RGB, then centre crop or squash to S x S as
@@ -17,12 +22,20 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from .backend import get_device, to_numpy
-from .checkpoint import CheckpointError, load_checkpoint, model_meta
-from .cli import HelpFormatter, image_file, positive_int, writable_file
+from .checkpoint import CheckpointError
+from .cli import HelpFormatter, image_file, nonnegative_float, positive_int, writable_file
 from .data.images import ImageError, load_image
 from .data.vocab import Vocabulary
-from .decode import decode
-from .evaluate import find_checkpoint, write_json
+from .decode import LENGTH_NORMALIZATION, decode
+from .evaluate import write_json
+from .ship import describe, find_model, load_model
+
+
+def is_model(path):
+    """True for what names a model rather than an image: a .h5 file or a run directory."""
+    path = Path(path)
+    return path.suffix.lower() in (".h5", ".hdf5") or (path.is_dir() and any(
+        (path / name).is_file() for name in ("best.h5", "last.h5")))
 
 
 def image_files(paths):
@@ -75,40 +88,39 @@ def attention_paths(out, files):
     return paths
 
 
-def check_vocabulary(meta, config, params, path):
-    """The checkpoint's vocabulary must fit its model: ValueError naming the file otherwise."""
-    sizes = {"vocabulary": len(meta["vocab"]), "config.vocab_size": config.vocab_size,
-             "the output layer": params["out_w"].shape[-1] if "out_w" in params else config.vocab_size}
-    if len(set(sizes.values())) > 1:
-        raise ValueError(f"{path}: its vocabulary and model disagree: "
-                         + ", ".join(f"{k} {v}" for k, v in sizes.items()))
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m rawcap.caption", description=__doc__.split("\n\n")[0],
-                                     formatter_class=HelpFormatter)
-    parser.add_argument("checkpoint", help="a checkpoint file, or a run directory (uses best.h5)")
-    parser.add_argument("images", nargs="+", help="image files or folders of images")
+                                     formatter_class=HelpFormatter,
+                                     usage="%(prog)s [options] [CHECKPOINT] IMAGE [IMAGE ...]")
+    parser.add_argument("images", nargs="+", metavar="[CHECKPOINT] IMAGE",
+                        help="image files or folders of images, after an optional checkpoint: a "
+                             ".h5 file or a run directory (default: the shipped model, or "
+                             "$RAWCAP_MODEL)")
     parser.add_argument("--beam", type=positive_int, default=3, help="beam size; 1 is greedy")
+    parser.add_argument("--length-penalty", metavar="ALPHA", type=nonnegative_float, default=LENGTH_NORMALIZATION,
+                        help="alpha: beam search ranks finished captions by log p / tokens^alpha "
+                             "(0: plain log-probability, which favours short captions; 1: per token)")
     parser.add_argument("--attention", metavar="OUT.png", type=image_file,
                         help="draw each word's attention map (one image: OUT.png; several: OUT-NAME.png)")
     parser.add_argument("--json", metavar="OUT.json", type=writable_file,
                         help="also write {image path: caption} as JSON")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     args = parser.parse_args(argv)
+    model = args.images.pop(0) if is_model(args.images[0]) else None
+    if not args.images:
+        parser.error(f"{model} is a model; give the images to caption after it")
     files = list(image_files(args.images))
     empty = [p for p in args.images if Path(p).is_dir() and not any(f.parent == Path(p) for f in files)]
     if empty:
         parser.error(f"no image files in {', '.join(empty)}")
     try:
         xp = get_device(args.device)
-        checkpoint = find_checkpoint(args.checkpoint)
-        params, _, meta = load_checkpoint(checkpoint)
-        config = model_meta(meta, checkpoint)
-        check_vocabulary(meta, config, params, checkpoint)
+        checkpoint = find_model(model)
+        params, config, meta = load_model(checkpoint)
     except (CheckpointError, RuntimeError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    print(f"model: {describe(checkpoint, meta)}", file=sys.stderr)
     vocab = Vocabulary(meta["vocab"])
     params = {k: xp.asarray(v) for k, v in params.items()}
 
@@ -122,7 +134,8 @@ def main(argv=None):
             failed += 1
             continue
         pixels = xp.asarray(image[None].astype(np.float32) / 255)
-        captions = decode(params, config, pixels, beam_size=args.beam)
+        captions = decode(params, config, pixels, beam_size=args.beam,
+                          length_normalization=args.length_penalty)
         words = vocab.decode(captions.tokens[0])
         results[str(path)] = " ".join(words)
         print(f"{path}: {results[str(path)]}")

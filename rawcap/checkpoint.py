@@ -23,6 +23,7 @@ temporary file and leaves the previous checkpoint as it was.
 import hashlib
 import json
 import os
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -110,6 +111,17 @@ def model_meta(meta, path):
         return Config.from_dict(meta["config"])
     except (TypeError, KeyError) as e:
         raise CheckpointError(f"{path}: its model config is not one this rawcap reads ({e})") from None
+
+
+def find_checkpoint(path):
+    """A run directory means its best.h5 (else last.h5); a file is taken as it is."""
+    path = Path(path)
+    if path.is_dir():
+        for name in ("best.h5", "last.h5"):
+            if (path / name).is_file():
+                return path / name
+        raise CheckpointError(f"{path}: no best.h5 or last.h5 in this run directory")
+    return path
 
 
 def _read(f, path):

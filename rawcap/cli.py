@@ -49,6 +49,15 @@ def int_list(text):
     return values
 
 
+def list_of(parse):
+    """A type for comma-separated values, each checked by `parse`: list_of(positive_int)("1,3,5")
+    -> (1, 3, 5); a bad entry gets parse's own message ("must be ..., got 0")."""
+    def parse_list(text):
+        return tuple(parse(part) for part in text.split(","))
+    parse_list.__name__ = f"comma-separated {parse.__name__}"
+    return parse_list
+
+
 def existing_file(text):
     if not Path(text).is_file():
         raise argparse.ArgumentTypeError(f"{text}: no such file")

@@ -56,11 +56,13 @@ class Beams(NamedTuple):
     alphas: object
 
 
-def decode(params, config, images, beam_size=1, max_length=20):
-    """images[B, 3, S, S] in [0, 1] -> Captions: greedy when beam_size is 1, else beam search."""
+def decode(params, config, images, beam_size=1, max_length=20,
+           length_normalization=LENGTH_NORMALIZATION):
+    """images[B, 3, S, S] in [0, 1] -> Captions: greedy when beam_size is 1 (which has no use
+    for length_normalization), else beam search."""
     if beam_size == 1:
         return greedy_decode(params, config, images, max_length)
-    return beam_search(params, config, images, beam_size, max_length)
+    return beam_search(params, config, images, beam_size, max_length, length_normalization)
 
 
 def greedy_decode(params, config, images, max_length=20):

@@ -64,6 +64,20 @@ def cpu_threads_line():
     return f"CPU threads: Numba {layer} layer, {threads} threads; BLAS {blas_threads()} threads"
 
 
+def numba_cache_line():
+    """Whether Numba's cache holds the CPU versions' machine code (warm) or a first run will
+    compile them (cold)."""
+    from kernels.cpu import compiled_functions
+    state = compiled_functions()
+    if state is None:
+        return "Numba cache: unknown (this Numba version keeps it differently)"
+    compiled, total, folder = state
+    warmth = "warm" if compiled == total else "cold" if compiled == 0 else "partly warm"
+    return (f"Numba cache: {warmth}, {compiled} of {total} CPU functions compiled in {folder}"
+            + ("" if compiled == total else "; a run compiles those it calls (a training run "
+               "from a cold cache: ~30 CPU-seconds)"))
+
+
 def kernel_lines():
     """The versions of every op (CPU and CUDA ones), and the default on each device."""
     return [f"  {op:<15} CPU versions {versions(op, 'cpu')} (default {default_version(op, 'cpu')}), "
@@ -96,6 +110,7 @@ def report():
     if os.environ.get("RAWCAP_KERNELS"):
         lines.append(f"RAWCAP_KERNELS={os.environ['RAWCAP_KERNELS']}")
     lines.append(cpu_threads_line())
+    lines.append(numba_cache_line())
     lines += gpu_lines()
     lines.append("kernels:")
     lines += kernel_lines()

@@ -17,6 +17,8 @@ V vocabulary, T time steps.
            + weight_decay / 2 * (sum of squared weights; biases excluded)
 
 Every piece is a layer from rawcap.layers; `loss` runs them forward, then backward in reverse.
+The T steps are one op, `ops.decoder_forward/backward`: version 0 is `decoder_forward` below
+(decode_step T times), and kernels/cpu/decoder.py regroups the same sums into fewer products.
 
 With batch normalisation the params dict also holds each block's running statistics
 (bn{k}_running_mean, bn{k}_running_var): saved in checkpoints like the weights, used in eval mode
@@ -183,7 +185,10 @@ def encode_backward(dfeats, cache, config, grads):
             dx, grads[f"bn{k}_w"], grads[f"bn{k}_b"] = ops.batchnorm2d_backward(dx, bn[0])
         else:
             dx, grads[f"conv{k}_b"] = ops.bias_relu_backward(dx, relu)
-        dx, grads[f"conv{k}_w"], _ = ops.conv2d_backward(dx, conv)
+        if k == 0:                  # the images need no gradient: skip dx (its GEMM, col2im)
+            grads["conv0_w"], _ = ops.conv2d_params_backward(dx, conv)
+        else:
+            dx, grads[f"conv{k}_w"], _ = ops.conv2d_backward(dx, conv)
 
 
 def init_decoder(params, feats):
@@ -232,14 +237,14 @@ def decode_step(params, config, feats, proj, h, c, word_vectors):
         h, cell = nn.rnn_step_forward(x, h, params["rnn_wx"], params["rnn_wh"], params["rnn_b"])
     else:
         h, c, cell = nn.lstm_step_forward(x, h, c, params["lstm_wx"], params["lstm_wh"], params["lstm_b"])
-    return h, c, alpha, (att, gate, config.cell, cell)
+    return h, c, alpha, (att, gate, config.cell, cell, word_vectors.shape[1])
 
 
 def decode_step_backward(dh, dc, dalpha, cache, grads):
     """-> dfeats, dproj, dh_prev, dc_prev (None for the RNN), dword_vectors; the step's
     parameter gradients are added into `grads` (the same weights serve every step, so their
     gradients sum over t)."""
-    att, gate, kind, cell = cache
+    att, gate, kind, cell, E = cache
     if kind == "rnn":
         dc_prev = None
         dx, dh_prev, dwx, dwh, db = nn.rnn_step_backward(dh, cell)
@@ -248,7 +253,6 @@ def decode_step_backward(dh, dc, dalpha, cache, grads):
     grads[f"{kind}_wx"] += dwx
     grads[f"{kind}_wh"] += dwh
     grads[f"{kind}_b"] += db
-    E = grads["embed_w"].shape[1]
     dwords, dcontext = dx[:, :E], dx[:, E:]
     if gate is not None:
         beta, context, aff, sig = gate
@@ -262,6 +266,51 @@ def decode_step_backward(dh, dc, dalpha, cache, grads):
     grads["att_h_w"] += dwh_att
     grads["att_v"] += dv
     return dfeats, dproj, dh_prev + dh_att, dc_prev, dwords
+
+
+def decoder_parameters(config):
+    """The names of the parameters the decoder's steps use (gate_* even without f_beta: zero)."""
+    return ["att_h_w", "att_v", "gate_w", "gate_b"] + [f"{config.cell}_{p}" for p in ("wx", "wh", "b")]
+
+
+def decoder_forward(feats, proj, h, c, words, params, config):
+    """The decoder's T steps, teacher-forced: feats[B, L, D], proj[B, L, A], the initial h[B, H]
+    and c[B, H] (RNN: [B, 0]), words[B, T, E] (the embedded inputs) -> hs[B, T, H] (every
+    step's h), alphas[B, T, L], cache.
+
+    Version 0 of the `decoder` op (rawcap.backend): decode_step T times. kernels/cpu/decoder.py
+    computes the same sums grouped differently (fewer, larger products)."""
+    xp = array_module(feats)
+    B, T = words.shape[:2]
+    hs = xp.empty((B, T, h.shape[1]), dtype=h.dtype)
+    alphas = xp.empty((B, T, feats.shape[1]), dtype=h.dtype)
+    steps = []
+    for t in range(T):
+        h, c, alphas[:, t], step = decode_step(params, config, feats, proj, h, c, words[:, t])
+        hs[:, t] = h
+        steps.append(step)
+    return hs, alphas, (steps, params, config, feats.shape, proj.shape, words.shape)
+
+
+def decoder_backward(dhs, dalphas, cache):
+    """dhs[B, T, H], dalphas[B, T, L] or None -> dfeats[B, L, D], dproj[B, L, A], dh0, dc0
+    (None for the RNN), dwords[B, T, E], {name: gradient} of decoder_parameters.
+
+    Backward through time: step t receives dhs[:, t] plus what step t + 1 sends back through
+    h_t (and c_t); the weights serve every step, so their gradients add up over t."""
+    steps, params, config, (B, L, D), proj_shape, words_shape = cache
+    xp = array_module(dhs)
+    grads = {name: xp.zeros_like(params[name]) for name in decoder_parameters(config)}
+    dfeats = xp.zeros((B, L, D), dtype=dhs.dtype)
+    dproj = xp.zeros(proj_shape, dtype=dhs.dtype)
+    dwords = xp.empty(words_shape, dtype=dhs.dtype)
+    dh, dc = xp.zeros_like(dhs[:, 0]), None
+    for t in reversed(range(words_shape[1])):
+        dalpha = None if dalphas is None else dalphas[:, t]
+        df, dp, dh, dc, dwords[:, t] = decode_step_backward(dhs[:, t] + dh, dc, dalpha, steps[t], grads)
+        dfeats += df
+        dproj += dp
+    return dfeats, dproj, dh, dc, dwords, grads
 
 
 def loss_and_grads(params, config, images, inputs, targets, mask, caption_image, rng=None,
@@ -301,13 +350,7 @@ def forward(params, config, images, inputs, targets, mask, caption_image, rng=No
     feats = feats_rows.reshape(B, L, D)
     proj, h, c, init = init_decoder(params, feats)
     words, emb = ops.embedding_forward(inputs, params["embed_w"])           # [B, T, E]
-    hs = xp.empty((B, T, h.shape[1]), dtype=h.dtype)
-    alphas = xp.empty((B, T, L), dtype=h.dtype)
-    steps = []
-    for t in range(T):
-        h, c, alphas[:, t], step = decode_step(params, config, feats, proj, h, c, words[:, t])
-        hs[:, t] = h
-        steps.append(step)
+    hs, alphas, dec = ops.decoder_forward(feats, proj, h, c, words, params, config)
     dropped, drop = nn.dropout_forward(hs, config.dropout if rng is not None else 0.0, rng)
     logits, out = nn.affine_forward(dropped, params["out_w"], params["out_b"])
     # Nothing reads the logits after the loss, so the loss may reuse their buffer.
@@ -323,14 +366,14 @@ def forward(params, config, images, inputs, targets, mask, caption_image, rng=No
     decay = config.weight_decay / 2 * sum((params[n] ** 2).sum() for n in decayed(params))
     parts = {"ce" if advantages is None else "policy": float(ce), "attention": float(att_loss),
              "decay": float(decay)}
-    cache = (params, config, enc, gather, init, emb, steps, drop, out, (advantages is None, ce_cache),
+    cache = (params, config, enc, gather, init, emb, dec, drop, out, (advantages is None, ce_cache),
              attended, maskf, (B, T, N, L, D), words.shape)
     return sum(parts.values()), parts, cache
 
 
 def backward(cache):
     """The gradient of every parameter (a dict keyed like params) from forward's cache."""
-    (params, config, enc, gather, init, emb, steps, drop, out, ce_cache, attended, maskf,
+    (params, config, enc, gather, init, emb, dec, drop, out, ce_cache, attended, maskf,
      (B, T, N, L, D), words_shape) = cache
     xp = array_module(maskf)
     grads = {name: xp.zeros_like(p) for name, p in trainable(params).items()}
@@ -342,15 +385,8 @@ def backward(cache):
     ddropped, grads["out_w"], grads["out_b"] = nn.affine_backward(dlogits, out)
     dhs = nn.dropout_backward(ddropped, drop)
     dalphas = config.lambda_alpha * 2 * (attended - 1)[:, None, :] * maskf[:, :, None] / B
-    dfeats = xp.zeros((B, L, D), dtype=maskf.dtype)
-    dproj = xp.zeros((B, L, params["att_v"].shape[0]), dtype=maskf.dtype)
-    dwords = xp.empty(words_shape, dtype=maskf.dtype)
-    dh, dc = xp.zeros((B, config.hidden_size), dtype=maskf.dtype), None
-    for t in reversed(range(T)):
-        df, dp, dh, dc, dwords[:, t] = decode_step_backward(dhs[:, t] + dh, dc, dalphas[:, t],
-                                                            steps[t], grads)
-        dfeats += df
-        dproj += dp
+    dfeats, dproj, dh, dc, dwords, decoder_grads = ops.decoder_backward(dhs, dalphas, dec)
+    grads.update(decoder_grads)
     grads["embed_w"] = ops.embedding_backward(dwords, emb)
     dfeats += init_decoder_backward(dproj, dh, dc, init, grads)
     dfeats_img = ops.embedding_backward(dfeats.reshape(B, L * D), gather).reshape(N, L, D)

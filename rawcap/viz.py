@@ -26,9 +26,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from . import layers as nn  # noqa: E402
-from .checkpoint import CheckpointError, load_checkpoint  # noqa: E402
+from .checkpoint import CheckpointError, find_checkpoint, load_checkpoint  # noqa: E402
 from .data.batches import CaptionBatches  # noqa: E402
-from .evaluate import find_checkpoint  # noqa: E402
 from .model import Config, decode_step, decode_step_backward, encode, init_decoder  # noqa: E402
 
 

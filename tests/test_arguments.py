@@ -75,6 +75,8 @@ def test_caption_refuses_bad_arguments_before_captioning(tmp_path, monkeypatch, 
 
 @pytest.mark.parametrize("argv, says", [
     (["run", "--beam", "0"], "--beam: must be a whole number of 1 or more, got 0"),
+    (["run", "--beam", "1,0"], "--beam: must be a whole number of 1 or more, got 0"),
+    (["run", "--length-penalty", "0,-1"], "--length-penalty: must be a number of 0 or more, got -1"),
     (["run", "--cache", "nowhere.h5"], "--cache: nowhere.h5: no such file"),
     (["run", "--out", "run"], "--out: run is a file, not a folder"),
 ], ids=lambda v: " ".join(v) if isinstance(v, list) else None)

@@ -7,7 +7,7 @@ import pytest
 from scipy.signal import correlate
 
 from rawcap.gradcheck import TOLERANCE, LayerCheck, conv2d_check, gradient_errors
-from rawcap.layers import conv2d_backward, conv2d_forward
+from rawcap.layers import conv2d_backward, conv2d_forward, conv2d_params_backward
 from rawcap.layers.conv import col2im, im2col
 
 from helpers import assert_float32_close
@@ -206,3 +206,16 @@ def test_conv2d_backward_leaves_dout_and_cache_unchanged():
     conv2d_backward(dout, cache)
     assert np.array_equal(dout, dout_before)
     assert all(np.array_equal(now, before) for now, before in zip(cache, cache_before))
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_conv2d_params_backward_is_the_backward_without_dx(bias):
+    rng = np.random.default_rng(1)
+    x, w, b = random_conv_args(rng, 2, 3, 7, 6, 4, 3, 3)
+    out, cache = conv2d_forward(x, w, b if bias else None, stride=2, pad=1)
+    dout = rng.standard_normal(out.shape)
+    _, dw, db = conv2d_backward(dout, cache)
+    got_dw, got_db = conv2d_params_backward(dout, cache)
+    assert np.array_equal(got_dw, dw) and (np.array_equal(got_db, db) if bias else got_db is None)
+    with pytest.raises(ValueError, match="dout must have the forward output's shape"):
+        conv2d_params_backward(dout[:, :, 1:], cache)

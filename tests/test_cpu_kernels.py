@@ -1,6 +1,12 @@
 """The CPU versions (kernels/cpu/) against version 0, the layer, on NumPy arrays: the same
 outputs on awkward shapes (float64 to 1e-12, float32 to 1e-5 of each output's largest entry, as
 kernel_helpers.TOLERANCE states), and float64 gradient checks of each version pinned."""
+import ast
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 from kernel_helpers import assert_same_outputs, run_version
@@ -55,6 +61,11 @@ def test_conv2d(version, dtype, N, C, H, W, F, K, stride, pad, bias):
     dout = rng.standard_normal((N, F, Ho, Wo)).astype(dtype)
     assert_pair_matches("conv2d_forward", "conv2d_backward", version, args, [dout], dtype,
                         f"{(N, C, H, W, F, K, stride, pad)}", stride=stride, pad=pad)
+    _, want_dw, want_db = run_version("conv2d_backward", 0, dout,
+                                      run_version("conv2d_forward", 0, **args, stride=stride, pad=pad)[1])
+    cache = run_version("conv2d_forward", version, **args, stride=stride, pad=pad)[1]
+    assert_same_outputs(run_version("conv2d_params_backward", version, dout, cache),
+                        [want_dw, want_db], dtype, f"conv2d_params_backward v{version}")
 
 
 @pytest.mark.parametrize("version", cpu_versions("conv2d"))
@@ -260,3 +271,22 @@ def test_adam(version, dtype):
         run_version("adam_update", version, *state.values(), 1e-2, 0.9, 0.999, 1e-8, t)
     for name in "pmv":
         assert_same_outputs([state[name]], [want[name]], dtype, f"adam v{version} {name}")
+
+
+def test_env_says_whether_numba_cache_is_warm(tmp_path):
+    """A fresh NUMBA_CACHE_DIR is cold; one function run compiles (and caches) just that one."""
+    script = ("import numpy as np\n"
+              "from kernels.cpu import compiled_functions\n"
+              "from kernels.cpu.bias_relu import bias_relu_forward_v2\n"
+              "print(compiled_functions()[:2])\n"
+              "bias_relu_forward_v2(np.ones((1, 1, 1, 1), np.float32), np.ones(1, np.float32))\n"
+              "print(compiled_functions()[:2])\n"
+              "from rawcap.env import numba_cache_line\n"
+              "print(numba_cache_line())\n")
+    root = Path(__file__).resolve().parent.parent
+    out = subprocess.run([sys.executable, "-c", script], cwd=root, capture_output=True, text=True,
+                         env={**os.environ, "NUMBA_CACHE_DIR": str(tmp_path), "PYTHONPATH": str(root)},
+                         check=True).stdout.splitlines()
+    (cold, total), (after, total2) = map(ast.literal_eval, out[:2])
+    assert cold == 0 and after == 1 and total == total2 > 1
+    assert out[2].startswith(f"Numba cache: partly warm, 1 of {total} CPU functions compiled in {tmp_path}")

@@ -165,6 +165,40 @@ def test_the_mean_per_token_never_picks_a_shorter_caption_than_the_sum(seed):
     assert np.all(lengths[:, 0] <= lengths[:, 1]) and np.any(lengths[:, 0] < lengths[:, 1])
 
 
+@pytest.mark.parametrize("a, words, score", [
+    (0.0, [], np.log(0.4)),                             # the plain sum: the empty caption
+    (0.5, [4, 4, 4], 3 * np.log(0.6) / np.sqrt(3)),     # -0.885 beats the empty one's -0.916
+    (1.0, [4, 4, 4], np.log(0.6)),                      # per token: the longest caption
+])
+def test_the_length_penalty_changes_the_winner_as_computed_by_hand(a, words, score):
+    """A model that ignores the image and the words so far: every step says <end> with
+    probability 0.4 and word 4 with 0.6 (the rest ~0). With T = 3 the captions to rank are
+
+        caption     log-probability          tokens   / tokens^0.5   / tokens^1
+        ""          log 0.4           = -0.916   1      -0.916         -0.916
+        "w"         log 0.6 + log 0.4 = -1.427   2      -1.009         -0.714
+        "w w"       2 log 0.6 + log 0.4 = -1.938 3      -1.119         -0.646
+        "w w w"     3 log 0.6         = -1.532   3      -0.885         -0.511   (cut at T, no <end>)
+
+    so alpha 0 picks the empty caption and alpha 0.5 and 1 the cut one."""
+    config, params, images = tiny_model(0)
+    params["out_w"][:] = 0.0
+    params["out_b"][:] = -1e4
+    params["out_b"][[END_ID, 4]] = np.log([0.4, 0.6])
+    got = decode(params, config, images, beam_size=2, max_length=3, length_normalization=a)
+    assert got.tokens == [words] * len(images)
+    np.testing.assert_allclose(got.scores, score, rtol=1e-9)
+
+
+@pytest.mark.parametrize("a", [0.0, 1.0])
+def test_decode_passes_the_length_penalty_to_beam_search(a):
+    config, params, images = tiny_model(13)
+    got = decode(params, config, images, beam_size=3, max_length=6, length_normalization=a)
+    expected = beam_search(params, config, images, beam_size=3, max_length=6, length_normalization=a)
+    assert got.tokens == expected.tokens
+    np.testing.assert_array_equal(got.scores, expected.scores)
+
+
 @pytest.mark.parametrize("search", [greedy_decode, beam_search])
 def test_a_model_that_always_ends_writes_empty_captions(search):
     config, params, images = tiny_model(7)

@@ -38,6 +38,8 @@ def test_conv2d_matches_version_0(version, dtype, N, C, H, W, F, K, stride, pad,
                         dtype, f"conv2d_backward v{version}")
     assert_same_outputs(run_version("conv2d_backward", 0, dout, got_cache), want_grads,
                         dtype, f"conv2d_backward v0 on v{version}'s cache")
+    assert_same_outputs(run_version("conv2d_params_backward", version, dout, got_cache),
+                        want_grads[1:], dtype, f"conv2d_params_backward v{version}")
 
 
 @pytest.mark.parametrize("version", KERNELS)

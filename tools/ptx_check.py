@@ -65,6 +65,20 @@ def recorded_launches():
         adam.adam_update_v1(p, p.copy(), p.copy(), p.copy(), 1e-3, 0.9, 0.999, 1e-8, 1)
     finally:
         adam.launch = saved
+    from rawcap.model import Config, init_params
+    decoder = importlib.import_module("kernels.decoder")
+    saved, decoder.launch = decoder.launch, recorder(decoder)
+    try:
+        config = Config(vocab_size=5, image_size=4, channels=(2,), embed_size=2, hidden_size=2,
+                        attention_size=2)
+        params = init_params(config, np.random.default_rng(0))             # float32
+        B, T, L = 1, 2, config.locations
+        zeros = lambda *shape: np.zeros(shape, np.float32)                 # noqa: E731
+        *_, cache = decoder.decoder_forward_v2(zeros(B, L, 2), zeros(B, L, 2), zeros(B, 2),
+                                               zeros(B, 2), zeros(B, T, 2), params, config)
+        decoder.decoder_backward_v2(zeros(B, T, 2), zeros(B, T, L), cache)
+    finally:
+        decoder.launch = saved
     return launches
 
 

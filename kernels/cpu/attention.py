@@ -29,8 +29,8 @@ DEFAULT = 3
 
 @njit(parallel=True, cache=True, fastmath=True, error_model="numpy")
 def _forward(proj, hw, v, feats, z, alpha, context):
-    """Per n: z[n] = tanh(proj[n] + hw[n]), alpha[n] = softmax_l(z[n] @ v),
-    context[n] = alpha[n] @ feats[n]."""
+    """Per n: z[n] = tanh(proj[n] + hw[n, :A]), alpha[n] = softmax_l(z[n] @ v),
+    context[n] = alpha[n] @ feats[n] (hw may have more columns: the decoder's)."""
     N, L, A = z.shape
     D = feats.shape[2]
     for n in prange(N):
@@ -55,9 +55,14 @@ def _forward(proj, hw, v, feats, z, alpha, context):
 
 
 @njit(parallel=True, cache=True, fastmath=True, error_model="numpy")
-def _backward(feats, z, alpha, v, dcontext, dalpha, dfeats, dproj, du_sum, dv_rows):
+def _backward(feats, z, alpha, v, dcontext, dalpha, dfeats, dproj, du_sum, dv_rows, accumulate):
     """Per n: de = softmax backward of feats[n] @ dcontext[n] + dalpha[n]; dfeats, dproj,
-    du_sum[n] = sum_l dproj[n, l] and dv_rows[n] = sum_l de[n, l] * z[n, l]."""
+    du_sum[n, :A] = sum_l dproj[n, l] and dv_rows[n] = sum_l de[n, l] * z[n, l] (du_sum may have
+    more columns: the decoder's).
+
+    accumulate (the decoder's T steps, kernels/cpu/decoder.py): add this step's dproj and
+    dv_rows into the arrays, and leave dfeats (the decoder forms sum_t alpha_t dcontext_t in
+    one product after the loop)."""
     N, L, A = z.shape
     D = feats.shape[2]
     for n in prange(N):
@@ -73,16 +78,23 @@ def _backward(feats, z, alpha, v, dcontext, dalpha, dfeats, dproj, du_sum, dv_ro
         dv_row = np.zeros(A)
         for l in range(L):
             de_l = alpha[n, l] * (de[l] - weighted)
-            for d in range(D):
-                dfeats[n, l, d] = alpha[n, l] * dcontext[n, d]
+            if not accumulate:
+                for d in range(D):
+                    dfeats[n, l, d] = alpha[n, l] * dcontext[n, d]
             for a in range(A):
                 zz = z[n, l, a]
                 dv_row[a] += de_l * zz
                 du = de_l * v[a] * (1.0 - zz * zz)
-                dproj[n, l, a] = du
+                if accumulate:
+                    dproj[n, l, a] += du
+                else:
+                    dproj[n, l, a] = du
                 du_row[a] += du
-        du_sum[n] = du_row
-        dv_rows[n] = dv_row
+        du_sum[n, :A] = du_row
+        if accumulate:
+            dv_rows[n] += dv_row
+        else:
+            dv_rows[n] = dv_row
 
 
 def attention_forward_v3(feats, proj, h, Wh, v):
@@ -111,5 +123,5 @@ def attention_backward_v3(dcontext, dalpha, cache):
     du_sum = np.empty((N, z.shape[2]), dtype=dtype)
     dv_rows = np.empty((N, z.shape[2]), dtype=dtype)
     _backward(feats, z, alpha, np.ascontiguousarray(v), np.ascontiguousarray(dcontext),
-              np.ascontiguousarray(dalpha), dfeats, dproj, du_sum, dv_rows)
+              np.ascontiguousarray(dalpha), dfeats, dproj, du_sum, dv_rows, False)
     return dfeats, dproj, du_sum @ Wh.T, h.T @ du_sum, dv_rows.sum(axis=0)

@@ -66,12 +66,15 @@ def cache_fingerprint(path):
     return str(key)
 
 
-def check_cache(path, vocab, image_size, fingerprint=None, checkpoint="the checkpoint"):
+def check_cache(path, vocab, image_size, fingerprint=None, checkpoint="the checkpoint",
+                resize=None):
     """Refuse (ValueError) a cache that does not go with a checkpoint: another vocabulary or
-    image size, or (given `fingerprint`) other data than the run was trained on."""
+    image size, (given `resize`) images resized another way, or (given `fingerprint`) other
+    data than the run was trained on."""
     with open_cache(path) as f:
         words = json.loads(f.attrs["vocab"])["words"]
         size = int(f.attrs["image_size"])
+        cached_resize = cache_resize(f.attrs)
         key, source = f.attrs.get("fingerprint"), f.attrs.get("data_dir", "?")
     if fingerprint is not None and key != fingerprint:
         raise ValueError(f"{path}: this cache now holds other data than {checkpoint} was "
@@ -80,6 +83,9 @@ def check_cache(path, vocab, image_size, fingerprint=None, checkpoint="the check
     if size != image_size:
         raise ValueError(f"{path}: images of {size} pixels, but {checkpoint} was trained on "
                          f"{image_size}")
+    if resize is not None and cached_resize != resize:
+        raise ValueError(f"{path}: images resized by {cached_resize}, but {checkpoint} expects "
+                         f"{resize} (prepare the data with --resize {resize})")
     if words != list(vocab):
         raise ValueError(f"{path}: its vocabulary ({len(words)} entries) is not the one "
                          f"{checkpoint} was trained with ({len(vocab)} entries)")

@@ -14,7 +14,7 @@ from .activations import (bias_relu_backward, bias_relu_forward, relu_backward, 
 from .linear import affine_backward, affine_forward
 from .batchnorm import batchnorm2d_backward, batchnorm2d_forward
 from .attention import attention_backward, attention_forward
-from .conv import conv2d_backward, conv2d_forward
+from .conv import conv2d_backward, conv2d_forward, conv2d_params_backward
 from .dropout import dropout_backward, dropout_forward
 from .embedding import embedding_backward, embedding_forward
 from .loss import softmax_cross_entropy_backward, softmax_cross_entropy_forward

@@ -1,0 +1,142 @@
+"""The model in the box: a run's best checkpoint as the small weights file the package ships.
+
+    python -m rawcap.ship RUN_DIR_OR_CHECKPOINT [--out rawcap/weights/flickr8k.h5] [--float32]
+
+The shipped file is a checkpoint of the usual format (rawcap.checkpoint: a SHA-256 of every
+part, verified on load; written to a temporary file and renamed), holding only what decoding needs:
+
+    params     the weights, float16 by default (half the bytes; load_model turns them back into
+               float32), and the batchnorm running statistics, kept float32
+    optimizer  nothing
+    meta       config (sizes, pixel mean and std, resize mode), vocabulary, the data options the
+               vocabulary was built with, and where the weights came from (run, epoch, val
+               BLEU-4, the run's test metrics if it has them)
+
+`python -m rawcap.caption photo.jpg` and `python -m rawcap.evaluate --data-dir DATASET` use it
+when they are given no checkpoint. It lives at SHIPPED inside the package (setup.py's
+package_data installs it); the environment variable RAWCAP_MODEL names another file instead.
+"""
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from .checkpoint import CheckpointError, find_checkpoint, load_checkpoint, model_meta, save_checkpoint
+from .cli import HelpFormatter
+
+SHIPPED = Path(__file__).parent / "weights" / "flickr8k.h5"
+ENVIRONMENT = "RAWCAP_MODEL"
+TRAINING_ONLY = ("args", "log", "dropout_rng", "batch", "epoch_loss", "epoch_batches")
+
+
+def shipped_path():
+    """Where the shipped model is: $RAWCAP_MODEL if set, else SHIPPED in the package."""
+    return Path(os.environ.get(ENVIRONMENT) or SHIPPED)
+
+
+def find_model(path=None):
+    """A checkpoint file for `path` (a run directory means its best.h5, else last.h5), or the
+    shipped model when path is None; CheckpointError if there is none."""
+    if path is not None:
+        return find_checkpoint(path)
+    path = shipped_path()
+    if not path.is_file():
+        where = f"${ENVIRONMENT} = {path}" if os.environ.get(ENVIRONMENT) else str(path)
+        raise CheckpointError(
+            f"no checkpoint given, and this install has no shipped model (looked for {where}); "
+            f"give a checkpoint or run directory first, e.g. runs/flickr8k")
+    return path
+
+
+def load_model(path):
+    """A training checkpoint or a shipped file -> (params: float32 NumPy arrays, Config, meta).
+    CheckpointError naming the file if it is damaged, not a model, or its vocabulary does not
+    fit its output layer."""
+    params, _, meta = load_checkpoint(path)
+    config = model_meta(meta, path)
+    sizes = {"vocabulary": len(meta["vocab"]), "config.vocab_size": config.vocab_size,
+             "the output layer": params["out_w"].shape[-1] if "out_w" in params else config.vocab_size}
+    if len(set(sizes.values())) > 1:
+        raise CheckpointError(f"{path}: its vocabulary and model disagree: "
+                              + ", ".join(f"{k} {v}" for k, v in sizes.items()))
+    return {k: v.astype(np.float32, copy=False) for k, v in params.items()}, config, meta
+
+
+def describe(path, meta):
+    """One line saying which model this is: file, data, size, where it came from, its scores."""
+    shipped = meta.get("shipped")
+    if not shipped:
+        return (f"{path} (epoch {meta.get('epoch', '?')}, best val BLEU-4 "
+                f"{meta.get('best_bleu4', float('nan')):.4f} at epoch {meta.get('best_epoch', '?')})")
+    parts = [f"{shipped['dataset']}, {shipped['parameters'] / 1e6:.2f} M parameters "
+             f"({shipped['dtype']}), epoch {shipped['epoch']} of run {shipped['run']}"]
+    test = shipped.get("test")
+    if test:
+        parts.append(f"the run's test BLEU-4 {test['bleu4']:.4f}, CIDEr-D {test['cider']:.4f} "
+                     f"({test['decoding']})")
+    return f"the shipped model {path}: " + "; ".join(parts)
+
+
+def export(checkpoint, out, float16=True):
+    """Write the shipped file `out` from a training checkpoint -> a dict describing it."""
+    from .model import is_statistic
+    params, _, meta = load_checkpoint(checkpoint)
+    config = model_meta(meta, checkpoint)
+    dtype = np.float16 if float16 else np.float32
+    small = {}
+    for name, value in params.items():
+        if float16 and not is_statistic(name) and np.abs(value).max() > np.finfo(np.float16).max:
+            raise ValueError(f"{checkpoint}: {name} holds values beyond float16's range "
+                             f"(|x| > 65504); ship it with --float32")
+        small[name] = value.astype(np.float32 if is_statistic(name) else dtype)
+    run = Path(checkpoint).parent
+    args = meta.get("args", {})
+    shipped = dict(run=run.name, checkpoint=Path(checkpoint).name, epoch=meta.get("epoch"),
+                   best_val_bleu4=meta.get("best_bleu4"), dtype=np.dtype(dtype).name,
+                   parameters=int(sum(v.size for k, v in params.items() if not is_statistic(k))),
+                   dataset=args.get("data", "?"), test=_test_scores(run / "metrics.json", checkpoint),
+                   data={k: args[k] for k in ("min_count", "max_length", "skip_bad") if k in args})
+    keep = {k: v for k, v in meta.items() if k not in TRAINING_ONLY}
+    save_checkpoint(out, small, {}, dict(keep, config=config.to_dict(), shipped=shipped))
+    return dict(shipped, bytes=os.path.getsize(out), resize=config.resize)
+
+
+def _test_scores(metrics_file, checkpoint):
+    """BLEU-4 and CIDEr-D of the run's test metrics.json, with its decoding; None if it is
+    absent or says it scored another checkpoint (evaluate records which)."""
+    if not metrics_file.is_file():
+        return None
+    metrics = json.loads(metrics_file.read_text())
+    if Path(metrics.get("checkpoint", checkpoint)).name != Path(checkpoint).name:
+        return None
+    decoding = next((part.strip() for part in metrics.get("protocol", "").split(",")
+                     if "decoding" in part), "")
+    return dict(bleu4=metrics["bleu4"], cider=metrics["cider"], decoding=decoding)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m rawcap.ship", description=__doc__.split("\n\n")[0],
+                                     formatter_class=HelpFormatter)
+    parser.add_argument("run", help="a run directory (uses best.h5) or a checkpoint file")
+    parser.add_argument("--out", default=str(SHIPPED),
+                        help="the file to write (default: the package's shipped model, %(default)s)")
+    parser.add_argument("--float32", action="store_true",
+                        help="store the weights as float32 (twice the size) instead of float16")
+    args = parser.parse_args(argv)
+    try:
+        checkpoint = find_model(args.run)
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        info = export(checkpoint, args.out, float16=not args.float32)
+    except (CheckpointError, ValueError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"wrote {args.out}: {info['bytes'] / 2 ** 20:.2f} MiB, {info['parameters']:,} parameters "
+          f"as {info['dtype']}, from {checkpoint} (epoch {info['epoch']}), resize {info['resize']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
