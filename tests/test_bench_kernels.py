@@ -17,7 +17,7 @@ def test_every_version_of_every_op_is_validated_and_timed(tmp_path, capsys):
     rows = table["rows"]
     assert table["copy_gb_s"] > 0 and table["environment"]["commit"]
     for case in bench_cases.cases(tiny=True):
-        expected = {str(v) for v in (case.versions or versions(case.op, "cuda"))}
+        expected = {str(v) for v in bench_cases.case_versions(case, "cuda")}
         got = {r["version"] for r in rows if r["op"] == case.op and r["shape"] == case.shape}
         assert expected <= got, f"{case.op}: rows for versions {got}, expected {expected}"
     for row in rows:
@@ -26,6 +26,17 @@ def test_every_version_of_every_op_is_validated_and_timed(tmp_path, capsys):
         assert ("tflops" in row) != ("gb_s" in row)
     printed = capsys.readouterr().out
     assert "device-to-device copy" in printed and printed.count(" ms ") >= len(rows)
+
+
+@pytest.mark.parametrize("op", ["lstm_pointwise", "softmax_ce", "embedding"])
+def test_cpu_versions_are_validated_and_timed(tmp_path, op):
+    """--device cpu: version 0 and every CPU version of the op, each validated against version 0."""
+    out = tmp_path / "cpu.json"
+    assert bench_kernels.main(["--device", "cpu", "--tiny", "--ops", op, "--repeats", "1",
+                               "--warmup", "0", "--json", str(out)]) == 0
+    rows = json.loads(out.read_text())["rows"]
+    assert {r["version"] for r in rows} == {str(v) for v in versions(op, "cpu")}
+    assert all(r["valid"] and r["ms"] > 0 for r in rows)
 
 
 def test_unknown_op_is_named(capsys):

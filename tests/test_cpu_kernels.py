@@ -131,21 +131,107 @@ def test_attention_gradients(version):
     assert_gradients("attention", version, gradcheck.attention_check, 2, N=3, L=4, D=3, H=2, A=5)
 
 
-def test_tanh_float32_within_3e7():
-    """The float32 attention's rational tanh, on a dense grid, against tanh in float64."""
+@pytest.mark.parametrize("name, bound", [("tanh_float32", 3e-7), ("exp_float32", 1.2e-7),
+                                         ("sigmoid", 2e-7)])
+def test_float32_functions_on_a_dense_grid(name, bound):
+    """kernels/cpu/fastmath.py's float32 functions against float64 NumPy: tanh and sigmoid
+    within `bound` (absolute), exp within `bound` relative (2 ulp) over float32's normal range."""
     from numba import njit
 
-    from kernels.cpu.attention import tanh_float32
+    from kernels.cpu import fastmath
+    function = getattr(fastmath, name)
 
     @njit
     def apply(x, out):
         for k in range(x.size):
-            out[k] = tanh_float32(x[k])
+            out[k] = function(x[k])
 
-    x = np.concatenate([np.linspace(-20, 20, 400_001), np.linspace(-1e-3, 1e-3, 1001)]).astype(np.float32)
+    span = (-87.3, 88.3) if name == "exp_float32" else (-20, 20)
+    x = np.concatenate([np.linspace(*span, 400_001), np.linspace(-1e-3, 1e-3, 1001)])
+    x = x.astype(np.float32)
     out = np.empty_like(x)
     apply(x, out)
-    assert np.abs(out - np.tanh(x.astype(np.float64))).max() < 3e-7
+    x = x.astype(np.float64)
+    want = {"tanh_float32": np.tanh(x), "exp_float32": np.exp(x),
+            "sigmoid": 1 / (1 + np.exp(-x))}[name]
+    error = np.abs(out - want) / (want if name == "exp_float32" else 1)
+    assert error.max() < bound
+
+
+def test_float32_functions_compute_in_float32():
+    """A float64 constant or an integer from math.floor would turn the arithmetic into float64
+    (half the SIMD width); the njit functions must map float32 to float32."""
+    from numba import types
+
+    from kernels.cpu.fastmath import exp_float32, tanh_float32
+    for function in (exp_float32, tanh_float32):
+        function(np.float32(0.5))
+        assert [sig.return_type for sig in function.nopython_signatures] == [types.float32]
+
+
+@pytest.mark.parametrize("version", cpu_versions("lstm_pointwise"))
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("N, H, scale", [(1, 1, 1.0), (2, 33, 3.0), (5, 3, 3.0), (3, 130, 20.0)])
+@pytest.mark.parametrize("with_dc", [True, False])
+def test_lstm_pointwise(version, dtype, N, H, scale, with_dc):
+    """scale 20: most gates saturate (sigmoid and tanh at 0 or 1 to float32 precision)."""
+    rng = np.random.default_rng(N * 100 + H)
+    a = (scale * rng.standard_normal((N, 4 * H + 1))).astype(dtype)[:, 1:]      # strided
+    c_prev, dh, dc = (rng.standard_normal((N, H)).astype(dtype) for _ in range(3))
+    assert_pair_matches("lstm_pointwise_forward", "lstm_pointwise_backward", version,
+                        dict(a=a, c_prev=c_prev), [dh, dc if with_dc else None], dtype,
+                        f"N={N} H={H} scale={scale}")
+
+
+@pytest.mark.parametrize("version", cpu_versions("lstm_pointwise"))
+@pytest.mark.parametrize("check, sizes", [(gradcheck.lstm_pointwise_check, dict(N=3, H=5)),
+                                          (gradcheck.lstm_check, dict(N=2, T=3, D=4, H=3))])
+def test_lstm_pointwise_gradients(version, check, sizes):
+    """The pointwise part alone, and a whole sequence through it (dc None at the last step)."""
+    assert_gradients("lstm_pointwise", version, check, 7, **sizes)
+
+
+@pytest.mark.parametrize("version", cpu_versions("embedding"))
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("ids_shape, V, D", [
+    ((1, 1), 1, 1), ((3, 11), 5, 33), ((2, 4), 40, 3),
+    ((7,), 3, 130),                             # the model's caption -> image gather: 1-D ids
+])
+@pytest.mark.parametrize("ids_dtype", [np.int64, np.int32])
+def test_embedding(version, dtype, ids_shape, V, D, ids_dtype):
+    """Tokens added in the same order as np.add.at: the same bits as version 0, not just close."""
+    rng = np.random.default_rng(V + D)
+    ids = rng.integers(0, V, size=ids_shape).astype(ids_dtype)
+    W = rng.standard_normal((V, D)).astype(dtype)
+    dout = rng.standard_normal(ids_shape + (D,)).astype(dtype)
+    out, cache = run_version("embedding_forward", version, ids, W)
+    np.testing.assert_array_equal(out, W[ids])
+    dW = run_version("embedding_backward", version, dout, cache)
+    want = run_version("embedding_backward", 0, dout, cache)
+    assert dW.dtype == want.dtype
+    np.testing.assert_array_equal(dW, want)
+
+
+@pytest.mark.parametrize("version", cpu_versions("embedding"))
+def test_embedding_rows_of_one_word_add_up(version):
+    """Every token is word 2; words 0 and 1 get zeros, and dout is strided."""
+    dout = np.random.default_rng(0).standard_normal((4, 9, 6))[:, :, ::2]
+    _, cache = run_version("embedding_forward", 0, np.full((4, 9), 2), np.zeros((3, 3)))
+    dW = run_version("embedding_backward", version, dout, cache)
+    assert not dW[:2].any()
+    np.testing.assert_allclose(dW[2], dout.sum(axis=(0, 1)), rtol=1e-12)
+
+
+@pytest.mark.parametrize("version", cpu_versions("embedding"))
+def test_embedding_gradients(version):
+    assert_gradients("embedding", version, gradcheck.embedding_check, 8, N=3, T=5, V=4, D=3)
+
+
+@pytest.mark.parametrize("version", cpu_versions("embedding"))
+def test_embedding_bad_dout_shape_is_named(version):
+    _, cache = run_version("embedding_forward", 0, np.zeros((2, 3), int), np.zeros((4, 5)))
+    with pytest.raises(ValueError, match="dout"):
+        run_version("embedding_backward", version, np.zeros((2, 3, 4)), cache)
 
 
 @pytest.mark.parametrize("version", cpu_versions("softmax_ce"))

@@ -307,8 +307,9 @@ def test_backwards_reject_upstream_gradients_of_the_wrong_shape():
         lstm_step_backward(wrong, None, step_cache)
     with pytest.raises(ValueError, match="dc " + shape_message):
         lstm_step_backward(right, wrong, step_cache)
+    _, _, pointwise_cache = lstm_pointwise_forward(rng.standard_normal((N, 4 * H)), right)
     with pytest.raises(ValueError, match=r"dh must have the forward output's shape \(3, 4\), got list"):
-        lstm_pointwise_backward(right.tolist(), None, step_cache[-1])
+        lstm_pointwise_backward(right.tolist(), None, pointwise_cache)     # version 0's own cache
 
     hs, cache = lstm_forward(rng.standard_normal((N, T, D)), args["h_prev"], args["c_prev"],
                              args["Wx"], args["Wh"], args["b"])

@@ -24,7 +24,12 @@ class Case:
     bytes: int = 0              # minimum bytes moved by forward + backward (streaming ops)
     flops: int = 0              # floating-point operations (GEMM-bound ops)
     torch: Callable = None
-    versions: tuple = None      # default: the op's registry versions
+    versions_of: str = None     # the registry op whose versions run (default: op)
+
+
+def case_versions(case, device):
+    """The versions a case runs on `device` ("cuda" or "cpu"): version 0 and that device's."""
+    return versions(case.versions_of or case.op, device)
 
 
 def fn(function, version):
@@ -309,26 +314,31 @@ def lstm_sequence_case(N, T, D, H):
     # every GEMM of forward and backward: x @ Wx, h @ Wh (2NT*4H*(D+H)), three times over
     return Case("lstm_sequence", f"N={N} T={T} D={D} H={H}", inputs, run,
                 flops=3 * 2 * N * T * 4 * H * (D + H), torch=torch_run,
-                versions=tuple(versions("lstm_pointwise", "cuda")))
+                versions_of="lstm_pointwise")
 
 
-def cases(tiny):
+def cases(tiny, large=True):
     """The model's real shapes (the Flickr8k recipe: 32 images x 5 captions, T=20, V=2541,
-    S=112, channels 16..128, E=128, H=256, A=128, L=49) and a large shape per op."""
+    S=112, channels 16..128, E=128, H=256, A=128, L=49), then, if `large`, a large shape per op."""
     if tiny:
         return [lstm_pointwise_case(3, 5), softmax_ce_case(2, 3, 33), attention_case(2, 5, 3, 4, 3),
                 conv2d_case(1, 2, 5, 3), maxpool2d_case(1, 2, 6), bias_relu_case(1, 2, 3),
                 batchnorm2d_case(2, 2, 3),
                 embedding_case(7, 5, 3), adam_case(33), lstm_sequence_case(2, 3, 4, 5)]
-    return [
-        lstm_pointwise_case(160, 256), lstm_pointwise_case(4096, 1024),
-        softmax_ce_case(160, 20, 2541), softmax_ce_case(64, 64, 32768),
-        attention_case(160, 49, 128, 256, 128), attention_case(512, 196, 256, 512, 256),
-        conv2d_case(32, 3, 112, 16), conv2d_case(32, 64, 14, 128), conv2d_case(64, 64, 56, 128),
-        maxpool2d_case(32, 16, 112), maxpool2d_case(64, 64, 112),
-        bias_relu_case(32, 16, 112), bias_relu_case(64, 64, 112),
+    recipe = [
+        lstm_pointwise_case(160, 256), softmax_ce_case(160, 20, 2541),
+        attention_case(160, 49, 128, 256, 128),
+        conv2d_case(32, 3, 112, 16), conv2d_case(32, 64, 14, 128),
+        maxpool2d_case(32, 16, 112), bias_relu_case(32, 16, 112),
         batchnorm2d_case(32, 16, 112), batchnorm2d_case(32, 128, 14),
-        embedding_case(160 * 20, 2541, 128), embedding_case(65536, 32768, 512),
-        adam_case(1_600_000), adam_case(64_000_000),
-        lstm_sequence_case(64, 20, 512, 512),
+        embedding_case(160 * 20, 2541, 128),        # the words
+        embedding_case(160, 32, 49 * 128),          # each caption's image features
+        adam_case(1_600_000),
     ]
+    return recipe + ([
+        lstm_pointwise_case(4096, 1024), softmax_ce_case(64, 64, 32768),
+        attention_case(512, 196, 256, 512, 256), conv2d_case(64, 64, 56, 128),
+        maxpool2d_case(64, 64, 112), bias_relu_case(64, 64, 112),
+        embedding_case(65536, 32768, 512), adam_case(64_000_000),
+        lstm_sequence_case(64, 20, 512, 512),
+    ] if large else [])

@@ -2,6 +2,7 @@
 
     python -m tools.bench_kernels [--ops softmax_ce,lstm_sequence] [--repeats 50] [--json OUT]
     NUMBA_ENABLE_CUDASIM=1 python -m tools.bench_kernels --tiny --repeats 1   # the harness's own test
+    python -m tools.bench_kernels --device cpu --recipe-shapes --ops lstm_pointwise,embedding
 
 In the spirit of llm.c's dev/cuda benchmarks. Each case (tools/bench_cases.py) is one op's forward and backward at one
 shape: the model's real shape (the Flickr8k recipe in docs/flickr8k.md) and a large one. For each
@@ -20,6 +21,9 @@ outputs written once, counted per case below) or TFLOP/s for GEMM-bound cases; t
 "vs torch" = torch's ms / this version's ms (above 1: faster than the reference).
 FP32 everywhere, TF32 off on both sides (cuBLAS through CuPy does not use TF32 unless asked).
 Under the simulator the shapes are tiny and the timings mean nothing: that run tests the harness.
+--device cpu runs version 0 and the CPU versions (kernels/cpu/) on NumPy arrays, timed with
+perf_counter (no cache scrubbing: an input smaller than the CPU's caches may stay in them), the
+copy bandwidth being NumPy's memory copy; there is no PyTorch reference row.
 """
 import argparse
 import json
@@ -29,9 +33,9 @@ import sys
 import time
 import numpy as np
 
-from rawcap.backend import to_numpy, versions
+from rawcap.backend import to_numpy
 
-from tools.bench_cases import cases
+from tools.bench_cases import case_versions, cases
 
 TOLERANCE = 1e-4
 
@@ -97,10 +101,10 @@ def torch_on_gpu():
     return torch
 
 
-def measure(case, xp, timer, bandwidth, torch):
-    """The rows of one case: version 0, the kernels, and torch when it is at hand."""
+def measure(case, xp, timer, bandwidth, torch, device="cuda"):
+    """The rows of one case: version 0, the device's versions, and torch when it is at hand."""
     args = case.inputs(xp, np.random.default_rng(0))
-    runners = {str(v): (lambda v=v: case.run(v, args)) for v in (case.versions or versions(case.op, "cuda"))}
+    runners = {str(v): (lambda v=v: case.run(v, args)) for v in case_versions(case, device)}
     if torch is not None and case.torch is not None:
         runners["torch"] = case.torch(args)
     want = runners["0"]()
@@ -152,11 +156,17 @@ def main(argv=None):
     p.add_argument("--repeats", type=int, default=50, help="timed runs per row (default 50)")
     p.add_argument("--warmup", type=int, default=5, help="untimed runs first (default 5)")
     p.add_argument("--tiny", action="store_true", help="tiny shapes (the simulator's test run)")
+    p.add_argument("--recipe-shapes", action="store_true",
+                   help="only the Flickr8k recipe's shapes, not the large ones (which take "
+                        "minutes and GBs of memory on a CPU)")
     p.add_argument("--json", metavar="OUT", help="also write the table and environment as JSON")
+    p.add_argument("--device", choices=("cuda", "cpu"), default="cuda",
+                   help="cuda: the CUDA kernels (CuPy arrays, or the simulator); cpu: the CPU "
+                        "versions of kernels/cpu/ on NumPy arrays (default: cuda)")
     args = p.parse_args(argv)
 
     from kernels.launch import simulator
-    if simulator():
+    if args.device == "cpu" or simulator():
         xp = np
     else:
         try:
@@ -166,7 +176,7 @@ def main(argv=None):
             print(f"error: bench_kernels needs a GPU with CuPy, or NUMBA_ENABLE_CUDASIM=1 ({e})",
                   file=sys.stderr)
             return 2
-    selected = cases(args.tiny)
+    selected = cases(args.tiny, large=not args.recipe_shapes)
     if args.ops:
         wanted = set(args.ops.split(","))
         unknown = wanted - {c.op for c in selected}
@@ -180,13 +190,16 @@ def main(argv=None):
     timer = Timer(xp, args.warmup, args.repeats)
     torch = torch_on_gpu() if xp is not np else None
     bandwidth = copy_bandwidth(xp, timer, (1 << 20) if args.tiny else (512 << 20))
-    print(f"device-to-device copy: {bandwidth:.1f} GB/s"
-          + ("  (simulator: timings mean nothing)" if xp is np else ""))
-    if torch is None:
-        print("no PyTorch with CUDA here: no reference rows")
+    if args.device == "cpu":
+        print(f"memory copy (NumPy): {bandwidth:.1f} GB/s; CPU versions, no PyTorch rows")
+    else:
+        print(f"device-to-device copy: {bandwidth:.1f} GB/s"
+              + ("  (simulator: timings mean nothing)" if xp is np else ""))
+        if torch is None:
+            print("no PyTorch with CUDA here: no reference rows")
     rows = []
     for case in selected:
-        for row in measure(case, xp, timer, bandwidth, torch):
+        for row in measure(case, xp, timer, bandwidth, torch, args.device):
             print(format_row(row), flush=True)
             rows.append(row)
     if args.json:

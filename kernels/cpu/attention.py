@@ -8,54 +8,23 @@ backward makes [N, L, A] temporaries for (1 - z^2), v * (1 - z^2) and du.
 version 3   forward: after the GEMM h @ Wh, one parallel loop over n makes z = tanh(proj + h @ Wh),
             the scores e = z @ v, their softmax and the context in a single sweep over proj[n]
             and feats[n]. In float32 the tanh is a rational approximation in plain arithmetic
-            (tanh_float32, within a few ulps), so the loop vectorises: a libm tanh per element
-            does not, and made a Numba loop slower than NumPy's vectorised tanh. float64 uses
-            the exact tanh (the gradient checks run in float64). backward: one parallel loop over n makes dalpha_total, the softmax
-            backward de, dfeats, dproj = de * v * (1 - z^2), its sum over l and each row's
-            share of dv in one sweep over z[n] and feats[n], with no temporaries; dh and dWh
-            are then two small GEMMs on sum_l du. Sums run in float64.
+            (tanh_float32 of kernels/cpu/fastmath.py, within 3e-7), so the loop vectorises: a
+            libm tanh per element does not, and made a Numba loop slower than NumPy's
+            vectorised tanh. float64 uses the exact tanh (the gradient checks run in float64).
+            backward: one parallel loop over n makes dalpha_total, the softmax backward de,
+            dfeats, dproj = de * v * (1 - z^2), its sum over l and each row's share of dv in
+            one sweep over z[n] and feats[n], with no temporaries; dh and dWh are then two
+            small GEMMs on sum_l du. Sums run in float64.
 """
 import numpy as np
-from numba import njit, prange, types
-from numba.extending import overload
+from numba import njit, prange
 
 from rawcap.layers.attention import check_attention_inputs
 from rawcap.layers.checks import check_grad
 
+from .fastmath import tanh
+
 DEFAULT = 3
-
-
-@njit(cache=True, fastmath=True, error_model="numpy")
-def tanh_float32(x):
-    """tanh(x) to within 3e-7, in float32 arithmetic alone so that loops over it vectorise:
-    Eigen's rational approximation p(x) / q(x) (odd degree 13 over even degree 6), clamped at
-    |x| = 7.905, where tanh is 1 to float32 precision."""
-    c = np.float32(7.90531110763549805)
-    x = min(max(x, -c), c)
-    x2 = x * x
-    p = x2 * np.float32(-2.76076847742355e-16) + np.float32(2.00018790482477e-13)
-    p = x2 * p + np.float32(-8.60467152213735e-11)
-    p = x2 * p + np.float32(5.12229709037114e-08)
-    p = x2 * p + np.float32(1.48572235717979e-05)
-    p = x2 * p + np.float32(6.37261928875436e-04)
-    p = x2 * p + np.float32(4.89352455891786e-03)
-    q = x2 * np.float32(1.19825839466702e-06) + np.float32(1.18534705686654e-04)
-    q = x2 * q + np.float32(2.26843463243900e-03)
-    q = x2 * q + np.float32(4.89352518554385e-03)
-    return x * p / q
-
-
-def tanh(x):
-    """tanh_float32 for float32, the exact tanh for float64 (the gradient checks run in float64);
-    chosen when Numba compiles the caller for its dtype (the overload below)."""
-    return np.tanh(x)
-
-
-@overload(tanh)
-def _tanh_for(x):
-    if x == types.float32:
-        return lambda x: tanh_float32(x)
-    return lambda x: np.tanh(x)
 
 
 @njit(parallel=True, cache=True, fastmath=True, error_model="numpy")

@@ -10,9 +10,10 @@ torch.nn.LSTM's weight_ih_l0 and weight_hh_l0 (and b is bias_ih_l0 + bias_hh_l0)
     h = o * tanh(c)
 
 The step splits into the GEMMs that make `a` and the pointwise part (gates and cell update),
-which is what a fused GPU kernel replaces: the step and the sequence call the pointwise part as
-`ops.lstm_pointwise_*`, which is the function below on NumPy arrays and the kernel of
-kernels/lstm.py on a GPU (rawcap.backend). docs/backprop.md derives the backward.
+which is what a fused kernel replaces: the step and the sequence call the pointwise part as
+`ops.lstm_pointwise_*`, which is the function below with `--kernels all=0`, the one-pass Numba
+version of kernels/cpu/lstm.py on NumPy arrays by default and the kernel of kernels/lstm.py on
+a GPU (rawcap.backend). docs/backprop.md derives the backward.
 """
 from ..backend import array_module, ops
 from .activations import sigmoid
