@@ -81,10 +81,13 @@ def softmax_cross_entropy_forward_v2(logits, targets, mask, overwrite_logits=Fal
 
 
 @njit(parallel=True, cache=True, fastmath=True, error_model="numpy")
-def _one_pass(logits, targets, mask, inv_count, dlogits, row_loss):
+def _one_pass(logits, targets, target_logits, mask, inv_count, dlogits, row_loss):
     """Per row r: its maximum, then exp(logits[r] - max) into dlogits[r] and their sum s, then
-    dlogits[r] scaled to (p - onehot) * mask / count; row_loss[r] = log s - shifted target.
-    dlogits may be logits itself (the target's logit is read before it is overwritten)."""
+    dlogits[r] scaled to (p - onehot) * mask / count; row_loss[r] = log s - (target_logits[r] -
+    max). dlogits may be logits itself: each entry is read before it is written, and the
+    target's logit comes in its own array, since the compiler may move a read of logits[r,
+    target] past the writes to dlogits when it takes them for different arrays (that gave
+    wrong losses with overwrite_logits)."""
     R, V = logits.shape
     for r in prange(R):
         if mask[r] == 0:
@@ -94,7 +97,7 @@ def _one_pass(logits, targets, mask, inv_count, dlogits, row_loss):
         top = logits[r, 0]
         for k in range(V):
             top = max(top, logits[r, k])
-        shifted_target = logits[r, targets[r]] - top
+        shifted_target = target_logits[r] - top
         total = 0.0
         for k in range(V):
             e = exp(logits[r, k] - top)
@@ -115,9 +118,10 @@ def softmax_cross_entropy_forward_v3(logits, targets, mask, overwrite_logits=Fal
     count = max(float(mask.sum()), 1.0)
     dlogits = logits if overwrite_logits else np.empty_like(logits)
     row_loss = np.empty(N * T)
-    _one_pass(logits.reshape(N * T, V), np.ascontiguousarray(targets, dtype=np.intp).reshape(-1),
-              np.ascontiguousarray(mask).reshape(-1), 1.0 / count, dlogits.reshape(N * T, V),
-              row_loss)
+    rows, targets = logits.reshape(N * T, V), np.ascontiguousarray(targets, dtype=np.intp).reshape(-1)
+    target_logits = rows[np.arange(N * T), targets]         # read before dlogits is written
+    _one_pass(rows, targets, target_logits, np.ascontiguousarray(mask).reshape(-1), 1.0 / count,
+              dlogits.reshape(N * T, V), row_loss)
     return np.asarray(row_loss.sum() / count, dtype=logits.dtype), dlogits
 
 
