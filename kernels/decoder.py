@@ -7,9 +7,14 @@ concatenation, each weight gradient's product and its addition into the total).
 
 version 2   kernels/decoder_steps.py with attention version 2's warp kernels (kernels/
             attention_warp.py; the backward adds each step's dproj into one buffer and leaves
-            dfeats) and two kernels for the f_beta gate, one thread per (n, d):
+            dfeats), two kernels for the f_beta gate, one thread per (n, d):
             forward: beta = sigmoid(pre + b), x = beta * context;
-            backward: dpre = dx * context * beta (1 - beta), dcontext = dx * beta.
+            backward: dpre = dx * context * beta (1 - beta), dcontext = dx * beta;
+            and the LSTM's pointwise kernels (kernels/lstm.py's, one thread per (n, j)) with
+            the step's glue inside: the forward adds the three parts of a as it reads them and
+            writes h into the buffer of every step's h; the backward adds the step's dh to the
+            one from the next step and writes da where the GEMMs read it. Per step, forward:
+            2 GEMMs and 3 kernels; backward: 2 GEMMs and 3 kernels.
             Arithmetic in the arrays' dtype. Unmeasured on a GPU (none has run it yet).
 """
 import math
@@ -46,6 +51,61 @@ def _gate_backward(dx, context, beta, rows, first, dcontext):
     dcontext[n, d] = dx[n, d] * b
 
 
+@cuda.jit
+def _lstm_forward(word_part, hW, xW, c_prev, h_next, c, gates):
+    """kernels/lstm.py's forward with a = word_part + hW[:, -4H:] + xW added as it is read."""
+    n, j = cuda.grid(2)
+    N, H = c_prev.shape
+    if n >= N or j >= H:
+        return
+    one = c_prev.dtype.type(1)
+    first = hW.shape[1] - 4 * H
+    a_i = word_part[n, j] + hW[n, first + j] + xW[n, j]
+    a_f = word_part[n, H + j] + hW[n, first + H + j] + xW[n, H + j]
+    a_g = word_part[n, 2 * H + j] + hW[n, first + 2 * H + j] + xW[n, 2 * H + j]
+    a_o = word_part[n, 3 * H + j] + hW[n, first + 3 * H + j] + xW[n, 3 * H + j]
+    i = one / (one + math.exp(-a_i))
+    f = one / (one + math.exp(-a_f))
+    g = math.tanh(a_g)
+    o = one / (one + math.exp(-a_o))
+    c_new = f * c_prev[n, j] + i * g
+    c[n, j] = c_new
+    h_next[n, j] = o * math.tanh(c_new)
+    gates[n, j] = i
+    gates[n, H + j] = f
+    gates[n, 2 * H + j] = g
+    gates[n, 3 * H + j] = o
+
+
+@cuda.jit
+def _lstm_backward(dh_out, dh, dc, has_dc, gates, c_prev, c, da, rows, dc_prev):
+    """kernels/lstm.py's backward of dh_out + dh; da written to da and to rows[:, -4H:]."""
+    n, j = cuda.grid(2)
+    N, H = c_prev.shape
+    if n >= N or j >= H:
+        return
+    one = gates.dtype.type(1)
+    first = rows.shape[1] - 4 * H
+    i = gates[n, j]
+    f = gates[n, H + j]
+    g = gates[n, 2 * H + j]
+    o = gates[n, 3 * H + j]
+    dh_total = dh_out[n, j] + dh[n, j]
+    tanh_c = math.tanh(c[n, j])
+    dc_total = dh_total * o * (one - tanh_c * tanh_c)
+    if has_dc:
+        dc_total += dc[n, j]
+    da_i = dc_total * g * i * (one - i)
+    da_f = dc_total * c_prev[n, j] * f * (one - f)
+    da_g = dc_total * i * (one - g * g)
+    da_o = dh_total * tanh_c * o * (one - o)
+    da[n, j], rows[n, first + j] = da_i, da_i
+    da[n, H + j], rows[n, first + H + j] = da_f, da_f
+    da[n, 2 * H + j], rows[n, first + 2 * H + j] = da_g, da_g
+    da[n, 3 * H + j], rows[n, first + 3 * H + j] = da_o, da_o
+    dc_prev[n, j] = dc_total * f
+
+
 def _grid(N, D):
     """A 2-D grid over [N, D]: 32 threads along D (coalesced rows), 4 rows per block."""
     return (blocks_for(N, 4), blocks_for(D, 32)), (4, 32)
@@ -62,6 +122,20 @@ class _CudaPasses(decoder_steps.Passes):
         launch(attention_warp.backward, feats.shape[0], attention_warp.threads(feats.shape[1]),
                dcontext, dalpha, True, feats, v, z, alpha, de, dproj, dproj, rows, dv_rows,
                True)                            # accumulate: dfeats (here dproj) is not written
+
+    def lstm_forward(self, word_part, hW, xW, c, h_next):
+        xp = array_module(c)
+        c_new, gates = xp.empty_like(c), xp.empty_like(xW)
+        launch(_lstm_forward, *_grid(*c.shape), word_part, hW, xW, c, h_next, c_new, gates)
+        return c_new, (gates, c, c_new)
+
+    def lstm_backward(self, dh_out, dh, dc, cache, da, rows):
+        gates, c_prev, c = cache
+        dc_prev = array_module(c).empty_like(c)
+        has_dc = dc is not None
+        launch(_lstm_backward, *_grid(*c.shape), dh_out, dh, dc if has_dc else dh, has_dc,
+               gates, c_prev, c, da, rows, dc_prev)
+        return dc_prev
 
     def gate_forward(self, hW, A, gate_b, context, beta, x):
         launch(_gate_forward, *_grid(*context.shape), hW, A, gate_b, context, beta, x)

@@ -51,6 +51,20 @@ class Passes:
         beta[...] = sigmoid(hW[:, A:A + D] + gate_b)
         array_module(x).multiply(beta, context, out=x)
 
+    def lstm_forward(self, word_part, hW, xW, c, h_next):
+        """The LSTM cell: a = word_part + hW[:, -4H:] + xW, then `ops.lstm_pointwise_forward`;
+        h goes into h_next[B, H]. -> c[B, H], the pointwise cache."""
+        h, c, pointwise = ops.lstm_pointwise_forward(word_part + hW[:, -word_part.shape[1]:] + xW, c)
+        h_next[...] = h
+        return c, pointwise
+
+    def lstm_backward(self, dh_out, dh, dc, cache, da, rows):
+        """`ops.lstm_pointwise_backward` of dh_out + dh (the step's own output and the next
+        step's): da[B, 4H] into da and into rows[:, -4H:]. -> dc_prev."""
+        da[...], dc_prev = ops.lstm_pointwise_backward(dh_out + dh, dc, cache)
+        rows[:, -da.shape[1]:] = da
+        return dc_prev
+
     def gate_backward(self, dx, context, beta, rows, A, dcontext):
         """rows[:, A:A + D] = dx * context * beta (1 - beta) (sigmoid's backward),
         dcontext = dx * beta."""
@@ -76,29 +90,27 @@ def forward(passes, feats, proj, h, c, words, params, config):
     feats, proj = xp.ascontiguousarray(feats), xp.ascontiguousarray(proj)
     v = xp.ascontiguousarray(params["att_v"])
 
-    h_prev = xp.empty((T, B, H), dtype)               # the h each step starts from
+    h_all = xp.empty((T + 1, B, H), dtype)            # h_0 (given), then every step's h
+    h_all[0] = h
     z = xp.empty((T, B, L, A), dtype)                 # tanh(u) of every step
     alpha = xp.empty((T, B, L), dtype)
     context = xp.empty((T, B, D), dtype)              # before the gate
     beta = xp.empty((T, B, D), dtype) if config.f_beta else None
     x = xp.empty((T, B, D), dtype) if config.f_beta else context     # the cell's context input
-    hs = xp.empty((B, T, H), dtype)
     cells = []
     for t in range(T):
-        h_prev[t] = h
-        hW = h @ W_h                                  # [B, A (+ D) + G]
+        hW = h_all[t] @ W_h                           # [B, A (+ D) + G]
         passes.attention_forward(feats, proj, hW, v, z[t], alpha[t], context[t])
         if config.f_beta:
             passes.gate_forward(hW, A, params["gate_b"], context[t], beta[t], x[t])
-        a = word_part[t] + hW[:, -G:] + x[t] @ Wx[E:]
+        xW = x[t] @ Wx[E:]
         if config.cell == "lstm":
-            h, c, pointwise = ops.lstm_pointwise_forward(a, c)
+            c, pointwise = passes.lstm_forward(word_part[t], hW, xW, c, h_all[t + 1])
             cells.append(pointwise)
         else:
-            h = xp.tanh(a)
-            cells.append(h)
-        hs[:, t] = h
-    cache = (passes, params, config, W_h, words_tb, feats, v, h_prev, z, alpha, context, beta, x,
+            h_all[t + 1] = xp.tanh(word_part[t] + hW[:, -G:] + xW)
+    hs = xp.ascontiguousarray(h_all[1:].transpose(1, 0, 2))
+    cache = (passes, params, config, W_h, words_tb, feats, v, h_all, z, alpha, context, beta, x,
              cells)
     return hs, xp.ascontiguousarray(alpha.transpose(1, 0, 2)), cache
 
@@ -106,7 +118,7 @@ def forward(passes, feats, proj, h, c, words, params, config):
 def backward(dhs, dalphas, cache):
     """dhs[B, T, H], dalphas[B, T, L] or None -> dfeats, dproj, dh0, dc0 (None for the RNN),
     dwords[B, T, E], {name: gradient} (as rawcap.model.decoder_backward)."""
-    (passes, params, config, W_h, words_tb, feats, v, h_prev, z, alpha, context, beta, x,
+    (passes, params, config, W_h, words_tb, feats, v, h_all, z, alpha, context, beta, x,
      cells) = cache
     xp = array_module(dhs)
     T, B, L, A = z.shape
@@ -120,17 +132,18 @@ def backward(dhs, dalphas, cache):
     dalphas = (xp.zeros((T, B, L), dtype) if dalphas is None
                else xp.ascontiguousarray(dalphas.transpose(1, 0, 2)))
     rows = xp.empty((T, B, W_h.shape[1]), dtype)     # [du_sum | dgate | da] of every step
+    das = xp.empty((T, B, G), dtype)                  # da again, contiguous, for the products
     dcontext = xp.empty((T, B, D), dtype)
     dproj = xp.zeros((B, L, A), dtype)
     dv_rows = xp.zeros((B, A), dtype)
     dh, dc = xp.zeros_like(dhs[0]), None
     for t in reversed(range(T)):
         if config.cell == "lstm":
-            da, dc = ops.lstm_pointwise_backward(dhs[t] + dh, dc, cells[t])
+            dc = passes.lstm_backward(dhs[t], dh, dc, cells[t], das[t], rows[t])
         else:
-            da = (dhs[t] + dh) * (1 - cells[t] ** 2)
-        rows[t, :, A + gate:] = da
-        dx = da @ Wx[E:].T
+            das[t] = (dhs[t] + dh) * (1 - h_all[t + 1] ** 2)
+            rows[t, :, A + gate:] = das[t]
+        dx = das[t] @ Wx[E:].T
         if config.f_beta:
             passes.gate_backward(dx, context[t], beta[t], rows[t], A, dcontext[t])
         else:
@@ -142,9 +155,8 @@ def backward(dhs, dalphas, cache):
     # Every weight gradient: one product over all T * B rows, formed as (dY.T @ X).T rather
     # than X.T @ dY (the same sums): OpenBLAS on two threads ran these long, thin products
     # about twice as fast that way round.
-    rows = rows.reshape(T * B, -1)
-    da = rows[:, -G:]
-    dW_h = (rows.T @ h_prev.reshape(T * B, -1)).T
+    rows, da = rows.reshape(T * B, -1), das.reshape(T * B, G)
+    dW_h = (rows.T @ h_all[:T].reshape(T * B, -1)).T
     inputs = xp.concatenate([words_tb, x.reshape(T * B, D)], axis=1)     # [T*B, E + D]
     grads = {"att_h_w": dW_h[:, :A], "att_v": dv_rows.sum(axis=0),
              "gate_w": dW_h[:, A:A + gate], "gate_b": rows[:, A:A + gate].sum(axis=0),
