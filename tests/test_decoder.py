@@ -37,7 +37,7 @@ def decoder_inputs(version, options, dtype, B, T, seed):
                               hidden_size=6, attention_size=3), **options})
     rng = np.random.default_rng(seed)
     params = {k: v.astype(dtype) for k, v in init_params(config, rng).items()}
-    feats = rng.standard_normal((B, config.locations, 4)).astype(dtype)
+    feats = rng.standard_normal((B, config.locations, config.channels[-1])).astype(dtype)
     proj, h, c, _ = init_decoder(params, feats)
     words = rng.standard_normal((B, T, config.embed_size)).astype(dtype)
     xp = kernel_xp() if device_of("decoder", version) == "cuda" else np
@@ -73,7 +73,7 @@ def test_cuda_decoder_through_time(version):
                                    with_dalphas=True)
 
 
-def decoder_check(version, config, params, inputs):
+def decoder_check(version, config, params, inputs, only=None):
     """A gradcheck.LayerCheck of decoder version `version` with respect to its inputs (c only
     for the LSTM: the RNN's is [B, 0]) and the parameters it trains (the parameters are
     params' own arrays, which the check perturbs in place)."""
@@ -81,6 +81,7 @@ def decoder_check(version, config, params, inputs):
     backward = implementation("decoder_backward", version)
     trained = [n for n in decoder_parameters(config) if config.f_beta or not n.startswith("gate")]
     names = ["feats", "proj", "h"] + (["c"] if config.cell == "lstm" else []) + ["words"] + trained
+    names = [name for name in names if only is None or name in only]
 
     def forward_arrays(*arrays):
         given = {**inputs, **dict(zip(names, arrays))}
@@ -99,8 +100,23 @@ def decoder_check(version, config, params, inputs):
 @pytest.mark.parametrize("version", [0] + CPU_VERSIONS)
 @pytest.mark.parametrize("what", ["lstm, f_beta", "lstm, no gate", "rnn, f_beta"])
 def test_decoder_gradients(version, what):
-    """Version 0 and the CPU versions. The CUDA versions are held to version 0 above
-    (central differences through the simulator would take minutes)."""
     config, params, inputs, rng = decoder_inputs(version, CONFIGS[what], np.float64, B=2, T=3, seed=7)
     for name, _, error in gradcheck.gradient_errors(decoder_check(version, config, params, inputs), rng):
         assert error < 1e-7, f"decoder v{version} {what} {name}: relative error {error:.1e}"
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("version", CUDA_VERSIONS)
+def test_cuda_decoder_gradients(version):
+    """Under the simulator, at sizes small enough for central differences (which run the
+    kernels hundreds of times) that still have every part: two steps, four locations, the gate;
+    every input, and a parameter behind each kernel (gate, attention, the LSTM's gates and
+    recurrence); the other weights' gradients are the same products (test above)."""
+    if kernel_xp() is not np:
+        pytest.skip("gradient checks run on NumPy float64 arrays: under the simulator")
+    options = dict(image_size=4, channels=(2,), embed_size=2, hidden_size=2, attention_size=2)
+    config, params, inputs, rng = decoder_inputs(version, options, np.float64, B=1, T=2, seed=3)
+    only = ["feats", "proj", "h", "c", "words", "gate_w", "gate_b", "att_v", "lstm_b", "lstm_wh"]
+    check = decoder_check(version, config, params, inputs, only)
+    for name, _, error in gradcheck.gradient_errors(check, rng):
+        assert error < 1e-7, f"decoder v{version} {name}: relative error {error:.1e}"
