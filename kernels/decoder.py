@@ -10,7 +10,7 @@ version 2   kernels/decoder_steps.py with attention version 2's warp kernels (ke
             dfeats), two kernels for the f_beta gate, one thread per (n, d):
             forward: beta = sigmoid(pre + b), x = beta * context;
             backward: dpre = dx * context * beta (1 - beta), dcontext = dx * beta;
-            and the LSTM's pointwise kernels (kernels/lstm.py's, one thread per (n, j)) with
+            and the LSTM's cell (kernels/lstm.py's device functions, one thread per (n, j)) with
             the step's glue inside: the forward adds the three parts of a as it reads them and
             writes h into the buffer of every step's h; the backward adds the step's dh to the
             one from the next step and writes da where the GEMMs read it. Per step, forward:
@@ -25,6 +25,7 @@ from rawcap.backend import array_module
 
 from . import attention_warp, decoder_steps
 from .launch import blocks_for, launch
+from .lstm import cell_backward, cell_forward
 
 DEFAULT = 2
 
@@ -58,23 +59,14 @@ def _lstm_forward(word_part, hW, xW, c_prev, h_next, c, gates):
     N, H = c_prev.shape
     if n >= N or j >= H:
         return
-    one = c_prev.dtype.type(1)
     first = hW.shape[1] - 4 * H
-    a_i = word_part[n, j] + hW[n, first + j] + xW[n, j]
-    a_f = word_part[n, H + j] + hW[n, first + H + j] + xW[n, H + j]
-    a_g = word_part[n, 2 * H + j] + hW[n, first + 2 * H + j] + xW[n, 2 * H + j]
-    a_o = word_part[n, 3 * H + j] + hW[n, first + 3 * H + j] + xW[n, 3 * H + j]
-    i = one / (one + math.exp(-a_i))
-    f = one / (one + math.exp(-a_f))
-    g = math.tanh(a_g)
-    o = one / (one + math.exp(-a_o))
-    c_new = f * c_prev[n, j] + i * g
-    c[n, j] = c_new
-    h_next[n, j] = o * math.tanh(c_new)
-    gates[n, j] = i
-    gates[n, H + j] = f
-    gates[n, 2 * H + j] = g
-    gates[n, 3 * H + j] = o
+    i, f, g, o, c[n, j], h_next[n, j] = cell_forward(
+        c_prev.dtype.type(1),
+        word_part[n, j] + hW[n, first + j] + xW[n, j],
+        word_part[n, H + j] + hW[n, first + H + j] + xW[n, H + j],
+        word_part[n, 2 * H + j] + hW[n, first + 2 * H + j] + xW[n, 2 * H + j],
+        word_part[n, 3 * H + j] + hW[n, first + 3 * H + j] + xW[n, 3 * H + j], c_prev[n, j])
+    gates[n, j], gates[n, H + j], gates[n, 2 * H + j], gates[n, 3 * H + j] = i, f, g, o
 
 
 @cuda.jit
@@ -84,26 +76,15 @@ def _lstm_backward(dh_out, dh, dc, has_dc, gates, c_prev, c, da, rows, dc_prev):
     N, H = c_prev.shape
     if n >= N or j >= H:
         return
-    one = gates.dtype.type(1)
     first = rows.shape[1] - 4 * H
-    i = gates[n, j]
-    f = gates[n, H + j]
-    g = gates[n, 2 * H + j]
-    o = gates[n, 3 * H + j]
-    dh_total = dh_out[n, j] + dh[n, j]
-    tanh_c = math.tanh(c[n, j])
-    dc_total = dh_total * o * (one - tanh_c * tanh_c)
-    if has_dc:
-        dc_total += dc[n, j]
-    da_i = dc_total * g * i * (one - i)
-    da_f = dc_total * c_prev[n, j] * f * (one - f)
-    da_g = dc_total * i * (one - g * g)
-    da_o = dh_total * tanh_c * o * (one - o)
+    dc_next = dc[n, j] if has_dc else gates.dtype.type(0)
+    da_i, da_f, da_g, da_o, dc_prev[n, j] = cell_backward(
+        gates.dtype.type(1), dh_out[n, j] + dh[n, j], dc_next, gates[n, j], gates[n, H + j],
+        gates[n, 2 * H + j], gates[n, 3 * H + j], c_prev[n, j], c[n, j])
     da[n, j], rows[n, first + j] = da_i, da_i
     da[n, H + j], rows[n, first + H + j] = da_f, da_f
     da[n, 2 * H + j], rows[n, first + 2 * H + j] = da_g, da_g
     da[n, 3 * H + j], rows[n, first + 3 * H + j] = da_o, da_o
-    dc_prev[n, j] = dc_total * f
 
 
 def _grid(N, D):

@@ -23,24 +23,37 @@ from .launch import blocks_for, launch
 DEFAULT = 1
 
 
+@cuda.jit(device=True)
+def cell_forward(one, a_i, a_f, a_g, a_o, c_prev):
+    """One (n, j) of the cell: i, f, o = sigmoid(a_i, a_f, a_o), g = tanh(a_g),
+    c = f c_prev + i g, h = o tanh(c).  -> i, f, g, o, c, h (one: 1 in the arrays' dtype)."""
+    i = one / (one + math.exp(-a_i))
+    f = one / (one + math.exp(-a_f))
+    g = math.tanh(a_g)
+    o = one / (one + math.exp(-a_o))
+    c = f * c_prev + i * g
+    return i, f, g, o, c, o * math.tanh(c)
+
+
+@cuda.jit(device=True)
+def cell_backward(one, dh, dc, i, f, g, o, c_prev, c):
+    """Its backward, from dh and dc (the gradient reaching c from the next step; 0 at the last).
+    -> da_i, da_f, da_g, da_o, dc_prev."""
+    tanh_c = math.tanh(c)
+    dc_total = dh * o * (one - tanh_c * tanh_c) + dc
+    return (dc_total * g * i * (one - i), dc_total * c_prev * f * (one - f),
+            dc_total * i * (one - g * g), dh * tanh_c * o * (one - o), dc_total * f)
+
+
 @cuda.jit
 def _forward(a, c_prev, h, c, gates):
     n, j = cuda.grid(2)
     N, H = c_prev.shape
     if n >= N or j >= H:
         return
-    one = a.dtype.type(1)
-    i = one / (one + math.exp(-a[n, j]))
-    f = one / (one + math.exp(-a[n, H + j]))
-    g = math.tanh(a[n, 2 * H + j])
-    o = one / (one + math.exp(-a[n, 3 * H + j]))
-    c_new = f * c_prev[n, j] + i * g
-    c[n, j] = c_new
-    h[n, j] = o * math.tanh(c_new)
-    gates[n, j] = i
-    gates[n, H + j] = f
-    gates[n, 2 * H + j] = g
-    gates[n, 3 * H + j] = o
+    i, f, g, o, c[n, j], h[n, j] = cell_forward(a.dtype.type(1), a[n, j], a[n, H + j],
+                                                a[n, 2 * H + j], a[n, 3 * H + j], c_prev[n, j])
+    gates[n, j], gates[n, H + j], gates[n, 2 * H + j], gates[n, 3 * H + j] = i, f, g, o
 
 
 @cuda.jit
@@ -49,20 +62,10 @@ def _backward(dh, dc, has_dc, gates, c_prev, c, da, dc_prev):
     N, H = c_prev.shape
     if n >= N or j >= H:
         return
-    one = gates.dtype.type(1)
-    i = gates[n, j]
-    f = gates[n, H + j]
-    g = gates[n, 2 * H + j]
-    o = gates[n, 3 * H + j]
-    tanh_c = math.tanh(c[n, j])
-    dc_total = dh[n, j] * o * (one - tanh_c * tanh_c)
-    if has_dc:
-        dc_total += dc[n, j]
-    da[n, j] = dc_total * g * i * (one - i)
-    da[n, H + j] = dc_total * c_prev[n, j] * f * (one - f)
-    da[n, 2 * H + j] = dc_total * i * (one - g * g)
-    da[n, 3 * H + j] = dh[n, j] * tanh_c * o * (one - o)
-    dc_prev[n, j] = dc_total * f
+    dc_next = dc[n, j] if has_dc else gates.dtype.type(0)
+    da[n, j], da[n, H + j], da[n, 2 * H + j], da[n, 3 * H + j], dc_prev[n, j] = cell_backward(
+        gates.dtype.type(1), dh[n, j], dc_next, gates[n, j], gates[n, H + j],
+        gates[n, 2 * H + j], gates[n, 3 * H + j], c_prev[n, j], c[n, j])
 
 
 def _grid(N, H):
