@@ -1,4 +1,4 @@
-"""The decoder's T steps on a GPU (rawcap.model.decoder_*): the same sums as version 0, grouped
+"""The decoder's T steps on a GPU (rawcap.decoder.decoder_*): the same sums as version 0, grouped
 into fewer, larger products and fewer launches (kernels/decoder_steps.py says how).
 
 Version 0 runs decode_step T times: per step about 30 launches forward and back (four GEMMs
@@ -130,11 +130,11 @@ _PASSES = _CudaPasses()
 
 def decoder_forward_v2(feats, proj, h, c, words, params, config):
     """feats[B, L, D], proj[B, L, A], h[B, H], c[B, H] (RNN: [B, 0]), words[B, T, E]
-    -> hs[B, T, H], alphas[B, T, L], cache (as rawcap.model.decoder_forward)."""
+    -> hs[B, T, H], alphas[B, T, L], cache (as rawcap.decoder.decoder_forward)."""
     return decoder_steps.forward(_PASSES, feats, proj, h, c, words, params, config)
 
 
 def decoder_backward_v2(dhs, dalphas, cache):
     """dhs[B, T, H], dalphas[B, T, L] or None -> dfeats, dproj, dh0, dc0, dwords[B, T, E],
-    {name: gradient} (as rawcap.model.decoder_backward)."""
+    {name: gradient} (as rawcap.decoder.decoder_backward)."""
     return decoder_steps.backward(dhs, dalphas, cache)

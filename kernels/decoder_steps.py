@@ -1,4 +1,4 @@
-"""The decoder's T steps (rawcap.model.decoder_*) with the sums grouped into fewer, larger
+"""The decoder's T steps (rawcap.decoder.decoder_*) with the sums grouped into fewer, larger
 products: the host code of the CPU version (kernels/cpu/decoder.py) and the CUDA version
 (kernels/decoder.py), which differ only in the passes they hand in (`Passes`).
 
@@ -75,7 +75,7 @@ class Passes:
 
 def forward(passes, feats, proj, h, c, words, params, config):
     """feats[B, L, D], proj[B, L, A], h[B, H], c[B, H] (RNN: [B, 0]), words[B, T, E]
-    -> hs[B, T, H], alphas[B, T, L], cache (as rawcap.model.decoder_forward)."""
+    -> hs[B, T, H], alphas[B, T, L], cache (as rawcap.decoder.decoder_forward)."""
     xp = array_module(feats)
     B, T, E = words.shape
     _, L, D = feats.shape
@@ -117,7 +117,7 @@ def forward(passes, feats, proj, h, c, words, params, config):
 
 def backward(dhs, dalphas, cache):
     """dhs[B, T, H], dalphas[B, T, L] or None -> dfeats, dproj, dh0, dc0 (None for the RNN),
-    dwords[B, T, E], {name: gradient} (as rawcap.model.decoder_backward)."""
+    dwords[B, T, E], {name: gradient} (as rawcap.decoder.decoder_backward)."""
     (passes, params, config, W_h, words_tb, feats, v, h_all, z, alpha, context, beta, x,
      cells) = cache
     xp = array_module(dhs)

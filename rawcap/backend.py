@@ -50,7 +50,7 @@ OPS = {
     "embedding": ("rawcap.layers.embedding", "kernels.embedding",
                   ("embedding_forward", "embedding_backward")),
     "adam": ("rawcap.optim", "kernels.adam", ("adam_update",)),
-    "decoder": ("rawcap.model", "kernels.decoder", ("decoder_forward", "decoder_backward")),
+    "decoder": ("rawcap.decoder", "kernels.decoder", ("decoder_forward", "decoder_backward")),
 }
 # Ops whose version 0 is made of layer functions (the decoder's T steps): a student's layers
 # (version_0_replaced) pin them to version 0 too, so that the student's functions run.

@@ -29,7 +29,8 @@ import numpy as np
 
 from .backend import array_module, to_numpy
 from .data.vocab import END_ID, PAD_ID, START_ID
-from .model import decode_step, encode, init_decoder
+from .decoder import decode_step, init_decoder
+from .model import encode
 
 LENGTH_NORMALIZATION = 0.7
 

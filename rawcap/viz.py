@@ -28,7 +28,8 @@ import numpy as np  # noqa: E402
 from . import layers as nn  # noqa: E402
 from .checkpoint import CheckpointError, find_checkpoint, load_checkpoint  # noqa: E402
 from .data.batches import CaptionBatches  # noqa: E402
-from .model import Config, decode_step, decode_step_backward, encode, init_decoder  # noqa: E402
+from .decoder import decode_step, decode_step_backward, init_decoder  # noqa: E402
+from .model import Config, encode  # noqa: E402
 
 
 def gradient_flow(params, config, images, inputs, targets, mask, caption_image):

@@ -1,4 +1,4 @@
-"""The decoder op (rawcap.model.decoder_*, version 0: decode_step T times) against its grouped
+"""The decoder op (rawcap.decoder.decoder_*, version 0: decode_step T times) against its grouped
 versions (kernels/decoder_steps.py: the CPU one, and the CUDA one under the simulator or on a
 GPU): the same outputs and gradients on awkward shapes and every cell/gate option (float64 to
 1e-12, float32 to 1e-5 of each output's largest entry), and a float64 gradient check of each
@@ -9,7 +9,8 @@ from kernel_helpers import assert_same_outputs, kernel_xp
 
 from rawcap import gradcheck
 from rawcap.backend import array_module, device_of, implementation, versions
-from rawcap.model import Config, decoder_parameters, init_decoder, init_params
+from rawcap.decoder import decoder_parameters, init_decoder
+from rawcap.model import Config, init_params
 
 CONFIGS = {
     "lstm, f_beta": dict(),

@@ -1,4 +1,4 @@
-"""The decoder's T steps on the CPU (rawcap.model.decoder_*): the same sums as version 0,
+"""The decoder's T steps on the CPU (rawcap.decoder.decoder_*): the same sums as version 0,
 grouped into fewer, larger products (kernels/decoder_steps.py says how).
 
 version 1   kernels/decoder_steps.py with attention version 3's Numba passes (kernels/cpu/
@@ -29,11 +29,11 @@ _PASSES = _CpuPasses()
 
 def decoder_forward_v1(feats, proj, h, c, words, params, config):
     """feats[B, L, D], proj[B, L, A], h[B, H], c[B, H] (RNN: [B, 0]), words[B, T, E]
-    -> hs[B, T, H], alphas[B, T, L], cache (as rawcap.model.decoder_forward)."""
+    -> hs[B, T, H], alphas[B, T, L], cache (as rawcap.decoder.decoder_forward)."""
     return decoder_steps.forward(_PASSES, feats, proj, h, c, words, params, config)
 
 
 def decoder_backward_v1(dhs, dalphas, cache):
     """dhs[B, T, H], dalphas[B, T, L] or None -> dfeats, dproj, dh0, dc0, dwords[B, T, E],
-    {name: gradient} (as rawcap.model.decoder_backward)."""
+    {name: gradient} (as rawcap.decoder.decoder_backward)."""
     return decoder_steps.backward(dhs, dalphas, cache)
