@@ -59,6 +59,22 @@ def test_plot_command_draws_a_run_and_refuses_what_is_not_one(tmp_path, capsys):
     assert stop.value.code == 2
 
 
+def test_plot_compares_the_val_curves_of_several_runs(tmp_path, capsys):
+    for name, epochs in (("a", 3), ("b", 5)):
+        (tmp_path / name).mkdir()
+        write_log(tmp_path / name / "log.csv", epochs)
+    with pytest.raises(SystemExit) as stop:                 # one picture for two runs: name it
+        plot.main([str(tmp_path / "a"), str(tmp_path / "b")])
+    assert stop.value.code == 2 and "--out" in capsys.readouterr().err
+    assert plot.main([str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(tmp_path / "v.png")]) == 0
+    with Image.open(tmp_path / "v.png") as png:
+        assert png.format == "PNG"
+    fig = plot.draw_comparison([(n, plot.read_log(tmp_path / n / "log.csv")) for n in "ab"])
+    bleu, cider = fig.axes
+    assert [line.get_label() for line in bleu.get_lines()] == ["a", "b"]
+    assert list(cider.get_lines()[1].get_ydata()) == [1.0 / e for e in range(1, 6)]
+
+
 def test_env_lists_the_libraries_and_the_blas():
     lines = env.report()
     for name in ("NumPy", "SciPy", "Pillow", "h5py", "Numba"):
