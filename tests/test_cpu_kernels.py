@@ -96,6 +96,35 @@ def test_maxpool2d_gradients(version, size, stride):
                      size=size, stride=stride)
 
 
+@pytest.mark.parametrize("version", cpu_versions("batchnorm2d"))
+@pytest.mark.parametrize("train", [True, False])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("N, C, H, W", [(1, 1, 3, 1), (2, 3, 5, 1), (3, 17, 4, 5)])  # M >= 3: at
+# M = 2, xhat = +-1 and dx is exactly 0 in train mode, so both versions give rounding noise
+def test_batchnorm2d(version, train, dtype, N, C, H, W):
+    rng = np.random.default_rng(N + C + H + W)
+    args = dict(x=3 * rng.standard_normal((N, C, H, W)) + 2, gamma=rng.standard_normal(C),
+                beta=rng.standard_normal(C), running_mean=rng.standard_normal(C),
+                running_var=rng.uniform(0.5, 2, C))
+    args = as_dtype(args, dtype)
+    want, want_stats, want_cache = run_version("batchnorm2d_forward", 0, **args, train=train)
+    got, got_stats, got_cache = run_version("batchnorm2d_forward", version, **args, train=train)
+    assert_same_outputs((got, *got_stats), (want, *want_stats), dtype, f"batchnorm2d v{version}")
+    assert all(a.dtype == dtype for a in (got, *got_stats))
+    dout = rng.standard_normal((N, C, H, W)).astype(dtype)
+    got_grads = run_version("batchnorm2d_backward", version, dout, got_cache)
+    assert_same_outputs(got_grads, run_version("batchnorm2d_backward", 0, dout, want_cache),
+                        dtype, f"batchnorm2d_backward v{version}")
+    assert all(a.dtype == dtype for a in got_grads)
+
+
+@pytest.mark.parametrize("version", cpu_versions("batchnorm2d"))
+@pytest.mark.parametrize("train", [True, False])
+def test_batchnorm2d_gradients(version, train):
+    assert_gradients("batchnorm2d", version, gradcheck.batchnorm2d_check, 5, train=train,
+                     N=2, C=2, H=3, W=2)
+
+
 @pytest.mark.parametrize("version", cpu_versions("bias_relu"))
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("shape", [(1, 1, 1, 1), (2, 3, 5, 7), (3, 17, 1, 2)])
