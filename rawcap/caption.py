@@ -1,12 +1,14 @@
 """Caption your own images, with the shipped model or a trained checkpoint.
 
-    python -m rawcap.caption photo.jpg more_photos/ [--beam 3] [--length-penalty 0.7]
+    python -m rawcap.caption photo.jpg more_photos/ [--beam K] [--length-penalty ALPHA]
         [--attention attention.png] [--json captions.json]
     python -m rawcap.caption runs/shapes photo.jpg          # a run's best.h5, or any checkpoint
 
 The first argument is the model when it is a .h5 file or a run directory (a folder holding
 best.h5 or last.h5); otherwise every argument is an image and the model is the one the package
-ships (rawcap.ship; $RAWCAP_MODEL names another file). Which model it is goes to stderr.
+ships (rawcap.ship; $RAWCAP_MODEL names another file). Which model it is goes to stderr. It
+decodes with the beam size and length penalty the shipped model was chosen with on val (a
+training checkpoint: beam 3, 0.7), unless --beam or --length-penalty says otherwise.
 
 Any file Pillow opens works, of any size and aspect: it goes through exactly the training
 preprocessing (rawcap.data.images: EXIF rotation, RGB, then centre crop or squash to S x S as
@@ -26,9 +28,9 @@ from .checkpoint import CheckpointError
 from .cli import HelpFormatter, image_file, nonnegative_float, positive_int, writable_file
 from .data.images import ImageError, load_image
 from .data.vocab import Vocabulary
-from .decode import LENGTH_NORMALIZATION, decode
+from .decode import decode
 from .evaluate import write_json
-from .ship import describe, find_model, load_model
+from .ship import describe, find_model, load_model, model_decoding
 
 
 def is_model(path):
@@ -96,10 +98,13 @@ def main(argv=None):
                         help="image files or folders of images, after an optional checkpoint: a "
                              ".h5 file or a run directory (default: the shipped model, or "
                              "$RAWCAP_MODEL)")
-    parser.add_argument("--beam", type=positive_int, default=3, help="beam size; 1 is greedy")
-    parser.add_argument("--length-penalty", metavar="ALPHA", type=nonnegative_float, default=LENGTH_NORMALIZATION,
+    parser.add_argument("--beam", type=positive_int,
+                        help="beam size; 1 is greedy (default: the one the shipped model was "
+                             "chosen with, else 3)")
+    parser.add_argument("--length-penalty", metavar="ALPHA", type=nonnegative_float,
                         help="alpha: beam search ranks finished captions by log p / tokens^alpha "
-                             "(0: plain log-probability, which favours short captions; 1: per token)")
+                             "(0: plain log-probability, which favours short captions; 1: per "
+                             "token; default: the shipped model's, else 0.7)")
     parser.add_argument("--attention", metavar="OUT.png", type=image_file,
                         help="draw each word's attention map (one image: OUT.png; several: OUT-NAME.png)")
     parser.add_argument("--json", metavar="OUT.json", type=writable_file,
@@ -121,6 +126,9 @@ def main(argv=None):
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(f"model: {describe(checkpoint, meta)}", file=sys.stderr)
+    beam, penalty = model_decoding(meta)
+    beam = args.beam or beam
+    penalty = penalty if args.length_penalty is None else args.length_penalty
     vocab = Vocabulary(meta["vocab"])
     params = {k: xp.asarray(v) for k, v in params.items()}
 
@@ -134,8 +142,7 @@ def main(argv=None):
             failed += 1
             continue
         pixels = xp.asarray(image[None].astype(np.float32) / 255)
-        captions = decode(params, config, pixels, beam_size=args.beam,
-                          length_normalization=args.length_penalty)
+        captions = decode(params, config, pixels, beam_size=beam, length_normalization=penalty)
         words = vocab.decode(captions.tokens[0])
         results[str(path)] = " ".join(words)
         print(f"{path}: {results[str(path)]}")

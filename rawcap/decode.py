@@ -33,6 +33,16 @@ from .decoder import decode_step, init_decoder
 from .model import encode
 
 LENGTH_NORMALIZATION = 0.7
+BEAM_SIZE = 3                       # what caption and evaluate use unless told (or the model says)
+
+
+def decoding(beam, length_penalty=LENGTH_NORMALIZATION):
+    """"greedy", "beam 3", or "beam 3, length penalty 0.5" (the penalty only when not the default)."""
+    if beam == 1:
+        return "greedy"
+    if length_penalty == LENGTH_NORMALIZATION:
+        return f"beam {beam}"
+    return f"beam {beam}, length penalty {length_penalty:g}"
 
 
 class Captions(NamedTuple):

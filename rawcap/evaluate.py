@@ -26,9 +26,9 @@ from .cli import (HelpFormatter, existing_dir, existing_file, list_of, nonnegati
                   positive_int)
 from .data.cache import cache_path_for, check_cache, open_cache, prepare
 from .data.vocab import Vocabulary
-from .decode import LENGTH_NORMALIZATION, decode
+from .decode import LENGTH_NORMALIZATION, decode, decoding
 from .metrics import format_table, score_captions
-from .ship import describe, find_model, load_model
+from .ship import describe, find_model, load_model, model_decoding
 
 
 def generate_split(params, config, cache_path, split, beam=1, batch_size=50, max_length=20,
@@ -57,15 +57,6 @@ def generate_split(params, config, cache_path, split, beam=1, batch_size=50, max
             refs.append(references[int(row)])
     order = np.argsort(names)                      # a stable, shuffle-free order for the files
     return [names[i] for i in order], [hypotheses[i] for i in order], [refs[i] for i in order]
-
-
-def decoding(beam, length_penalty=LENGTH_NORMALIZATION):
-    """"greedy", "beam 3", or "beam 3, length penalty 0.5" (the penalty only when not the default)."""
-    if beam == 1:
-        return "greedy"
-    if length_penalty == LENGTH_NORMALIZATION:
-        return f"beam {beam}"
-    return f"beam {beam}, length penalty {length_penalty:g}"
 
 
 def evaluate_split(params, config, cache_path, split, beam=1, progress=True, meteor=False,
@@ -163,12 +154,13 @@ def main(argv=None):
                         help="a run directory (uses best.h5) or a checkpoint file (default: the "
                              "shipped model, or $RAWCAP_MODEL)")
     parser.add_argument("--split", default="test", choices=["train", "val", "test"])
-    parser.add_argument("--beam", metavar="K", type=list_of(positive_int), default="3",
-                        help="beam size, 1 is greedy; several (1,2,3,5) make a sweep")
+    parser.add_argument("--beam", metavar="K", type=list_of(positive_int),
+                        help="beam size, 1 is greedy; several (1,2,3,5) make a sweep (default: "
+                             "the one the shipped model was chosen with, else 3)")
     parser.add_argument("--length-penalty", metavar="ALPHA", type=list_of(nonnegative_float),
-                        default=str(LENGTH_NORMALIZATION),
                         help="alpha: beam search ranks finished captions by log p / tokens^alpha "
-                             "(0: plain log-probability, 1: per token); several (0,0.5,1) make a sweep")
+                             "(0: plain log-probability, 1: per token); several (0,0.5,1) make a "
+                             "sweep (default: the shipped model's, else 0.7)")
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--cache", type=existing_file,
                         help="the HDF5 cache to read (default: the one the run trained on); its "
@@ -186,11 +178,14 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.run is None and args.out is None:
         parser.error("scoring the shipped model: give --out FOLDER for its json files")
-    is_sweep = len(args.beam) > 1 or len(args.length_penalty) > 1
     try:
         checkpoint = find_model(args.run)
         params, config, meta = load_model(checkpoint)
         print(f"model: {describe(checkpoint, meta)}")
+        beam, penalty = model_decoding(meta)
+        args.beam = args.beam or [beam]
+        args.length_penalty = [penalty] if args.length_penalty is None else args.length_penalty
+        is_sweep = len(args.beam) > 1 or len(args.length_penalty) > 1
         cache = model_cache(args, config, meta, checkpoint)
         if is_sweep:
             rows = sweep(params, config, cache, args.split, args.beam, args.length_penalty,

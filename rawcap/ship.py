@@ -1,6 +1,7 @@
 """The model in the box: a run's best checkpoint as the small weights file the package ships.
 
     python -m rawcap.ship RUN_DIR_OR_CHECKPOINT [--out rawcap/weights/flickr8k.h5] [--float32]
+                          [--beam 5 --length-penalty 0.7 --metrics RUN/beam5/metrics.json]
 
 The shipped file is a checkpoint of the usual format (rawcap.checkpoint: a SHA-256 of every
 part, verified on load; written to a temporary file and renamed), holding only what decoding needs:
@@ -9,8 +10,10 @@ part, verified on load; written to a temporary file and renamed), holding only w
                float32), and the batchnorm running statistics, kept float32
     optimizer  nothing
     meta       config (sizes, pixel mean and std, resize mode), vocabulary, the data options the
-               vocabulary was built with, and where the weights came from (run, epoch, val
-               BLEU-4, the run's test metrics if it has them)
+               vocabulary was built with, where the weights came from (run, epoch, val BLEU-4),
+               the decoding chosen for it on val (--beam, --length-penalty: what caption and
+               evaluate then use unless told otherwise), and the run's test metrics at that
+               decoding if it has them (--metrics, default RUN/metrics.json)
 
 `python -m rawcap.caption photo.jpg` and `python -m rawcap.evaluate --data-dir DATASET` use it
 when they are given no checkpoint. It lives at SHIPPED inside the package (setup.py's
@@ -25,7 +28,8 @@ from pathlib import Path
 import numpy as np
 
 from .checkpoint import CheckpointError, find_checkpoint, load_checkpoint, model_meta, save_checkpoint
-from .cli import HelpFormatter
+from .cli import HelpFormatter, nonnegative_float, positive_int
+from .decode import BEAM_SIZE, LENGTH_NORMALIZATION, decoding
 
 SHIPPED = Path(__file__).parent / "weights" / "flickr8k.h5"
 ENVIRONMENT = "RAWCAP_MODEL"
@@ -65,6 +69,13 @@ def load_model(path):
     return {k: v.astype(np.float32, copy=False) for k, v in params.items()}, config, meta
 
 
+def model_decoding(meta):
+    """(beam size, length penalty) a model decodes with unless told otherwise: the ones its shipped
+    file records (chosen on val), else BEAM_SIZE and LENGTH_NORMALIZATION."""
+    chosen = (meta.get("shipped") or {}).get("decoding") or {}
+    return chosen.get("beam", BEAM_SIZE), chosen.get("length_penalty", LENGTH_NORMALIZATION)
+
+
 def describe(path, meta):
     """One line saying which model this is: file, data, size, where it came from, its scores."""
     shipped = meta.get("shipped")
@@ -72,7 +83,8 @@ def describe(path, meta):
         return (f"{path} (epoch {meta.get('epoch', '?')}, best val BLEU-4 "
                 f"{meta.get('best_bleu4', float('nan')):.4f} at epoch {meta.get('best_epoch', '?')})")
     parts = [f"{shipped['dataset']}, {shipped['parameters'] / 1e6:.2f} M parameters "
-             f"({shipped['dtype']}), epoch {shipped['epoch']} of run {shipped['run']}"]
+             f"({shipped['dtype']}), epoch {shipped['epoch']} of run {shipped['run']}",
+             f"decodes with {decoding(*model_decoding(meta))}"]
     test = shipped.get("test")
     if test:
         parts.append(f"the run's test BLEU-4 {test['bleu4']:.4f}, CIDEr-D {test['cider']:.4f} "
@@ -80,8 +92,10 @@ def describe(path, meta):
     return f"the shipped model {path}: " + "; ".join(parts)
 
 
-def export(checkpoint, out, float16=True):
-    """Write the shipped file `out` from a training checkpoint -> a dict describing it."""
+def export(checkpoint, out, float16=True, beam=BEAM_SIZE, length_penalty=LENGTH_NORMALIZATION,
+           metrics=None):
+    """Write the shipped file `out` from a training checkpoint -> a dict describing it.
+    metrics: the run's test metrics.json at this decoding (default: the run's metrics.json)."""
     from .model import is_statistic
     params, _, meta = load_checkpoint(checkpoint)
     config = model_meta(meta, checkpoint)
@@ -97,24 +111,37 @@ def export(checkpoint, out, float16=True):
     shipped = dict(run=run.name, checkpoint=Path(checkpoint).name, epoch=meta.get("epoch"),
                    best_val_bleu4=meta.get("best_bleu4"), dtype=np.dtype(dtype).name,
                    parameters=int(sum(v.size for k, v in params.items() if not is_statistic(k))),
-                   dataset=args.get("data", "?"), test=_test_scores(run / "metrics.json", checkpoint),
+                   dataset=args.get("data", "?"),
+                   decoding=dict(beam=beam, length_penalty=length_penalty),
+                   test=_test_scores(Path(metrics) if metrics else run / "metrics.json", checkpoint,
+                                     decoding(beam, length_penalty), explicit=bool(metrics)),
                    data={k: args[k] for k in ("min_count", "max_length", "skip_bad") if k in args})
     keep = {k: v for k, v in meta.items() if k not in TRAINING_ONLY}
     save_checkpoint(out, small, {}, dict(keep, config=config.to_dict(), shipped=shipped))
     return dict(shipped, bytes=os.path.getsize(out), resize=config.resize)
 
 
-def _test_scores(metrics_file, checkpoint):
-    """BLEU-4 and CIDEr-D of the run's test metrics.json, with its decoding; None if it is
-    absent or says it scored another checkpoint (evaluate records which)."""
+def _test_scores(metrics_file, checkpoint, chosen, explicit=False):
+    """BLEU-4 and CIDEr-D of a test metrics.json of this checkpoint at the chosen decoding (text
+    as decode.decoding writes it). The run's own file is skipped (None) if absent, of another
+    checkpoint or of another decoding; a file named with --metrics must fit (ValueError)."""
     if not metrics_file.is_file():
+        if explicit:
+            raise ValueError(f"--metrics {metrics_file}: no such file")
         return None
     metrics = json.loads(metrics_file.read_text())
+    protocol = metrics.get("protocol", "")
+    problem = None
     if Path(metrics.get("checkpoint", checkpoint)).name != Path(checkpoint).name:
+        problem = f"it scored {metrics.get('checkpoint')}, not {Path(checkpoint).name}"
+    elif not protocol.startswith("test split") or f", {chosen} decoding," not in protocol:
+        problem = f"it is not the test split at {chosen} ({protocol!r})"
+    if problem and explicit:
+        raise ValueError(f"--metrics {metrics_file}: {problem}; score it with python -m "
+                         f"rawcap.evaluate RUN --beam B --length-penalty A --out FOLDER")
+    if problem:
         return None
-    decoding = next((part.strip() for part in metrics.get("protocol", "").split(",")
-                     if "decoding" in part), "")
-    return dict(bleu4=metrics["bleu4"], cider=metrics["cider"], decoding=decoding)
+    return dict(bleu4=metrics["bleu4"], cider=metrics["cider"], decoding=chosen)
 
 
 def main(argv=None):
@@ -125,16 +152,26 @@ def main(argv=None):
                         help="the file to write (default: the package's shipped model, %(default)s)")
     parser.add_argument("--float32", action="store_true",
                         help="store the weights as float32 (twice the size) instead of float16")
+    parser.add_argument("--beam", type=positive_int, default=BEAM_SIZE,
+                        help="the beam size chosen on val (evaluate --split val --beam 1,2,3,5): "
+                             "caption and evaluate decode the shipped model with it by default")
+    parser.add_argument("--length-penalty", metavar="ALPHA", type=nonnegative_float,
+                        default=LENGTH_NORMALIZATION, help="the length penalty chosen with it")
+    parser.add_argument("--metrics", metavar="FILE",
+                        help="the run's test metrics.json at that decoding, recorded in the file "
+                             "(default: RUN/metrics.json if it is of that decoding)")
     args = parser.parse_args(argv)
     try:
         checkpoint = find_model(args.run)
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        info = export(checkpoint, args.out, float16=not args.float32)
+        info = export(checkpoint, args.out, float16=not args.float32, beam=args.beam,
+                      length_penalty=args.length_penalty, metrics=args.metrics)
     except (CheckpointError, ValueError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(f"wrote {args.out}: {info['bytes'] / 2 ** 20:.2f} MiB, {info['parameters']:,} parameters "
-          f"as {info['dtype']}, from {checkpoint} (epoch {info['epoch']}), resize {info['resize']}")
+          f"as {info['dtype']}, from {checkpoint} (epoch {info['epoch']}), resize {info['resize']}, "
+          f"decodes with {decoding(args.beam, args.length_penalty)}")
     return 0
 
 

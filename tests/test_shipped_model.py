@@ -313,3 +313,33 @@ def test_evaluate_refuses_a_cache_resized_another_way(workdir, in_workdir, tmp_p
                           "--out", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err
     assert "images resized by squash" in err and "expects crop" in err
+
+
+def test_the_decoding_chosen_on_val_ships_with_the_model(workdir, in_workdir, tmp_path, monkeypatch,
+                                                         capsys):
+    """ship --beam/--length-penalty records the decoding; caption and evaluate then use it unless
+    told otherwise, and --metrics must be the test split at that decoding."""
+    run, out = workdir / "runs" / "A", tmp_path / "chosen.h5"
+    chosen = ["--beam", "2", "--length-penalty", "0.5"]
+    assert evaluate.main([str(run), *chosen, "--out", str(tmp_path / "b2"), "--quiet"]) == 0
+    capsys.readouterr()
+    assert ship.main([str(run), "--out", str(out), *chosen, "--metrics", str(run / "metrics.json")]) == 2
+    assert "not the test split at beam 2, length penalty 0.5" in capsys.readouterr().err
+    assert ship.main([str(run), "--out", str(out), *chosen,
+                      "--metrics", str(tmp_path / "b2" / "metrics.json")]) == 0
+    assert "decodes with beam 2, length penalty 0.5" in capsys.readouterr().out
+    params, config, meta = ship.load_model(out)
+    b2 = json.loads((tmp_path / "b2" / "metrics.json").read_text())
+    assert meta["shipped"]["test"] == dict(bleu4=b2["bleu4"], cider=b2["cider"],
+                                           decoding="beam 2, length penalty 0.5")
+    monkeypatch.setenv(ship.ENVIRONMENT, str(out))
+    photo = workdir / "shapes" / "images" / "shapes_00047.jpg"
+    assert caption.main([str(photo)]) == 0
+    got, err = capsys.readouterr()
+    assert "decodes with beam 2, length penalty 0.5" in err
+    image = load_image(photo, config.image_size, config.resize)[None].astype(np.float32) / 255
+    tokens = decode(params, config, image, beam_size=2, length_normalization=0.5).tokens[0]
+    assert captions_of(got)[str(photo)] == " ".join(Vocabulary(meta["vocab"]).decode(tokens))
+    assert evaluate.main(["--data-dir", "shapes", "--out", str(tmp_path / "e"), "--quiet"]) == 0
+    protocol = json.loads((tmp_path / "e" / "metrics.json").read_text())["protocol"]
+    assert ", beam 2, length penalty 0.5 decoding," in protocol
