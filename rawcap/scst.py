@@ -9,6 +9,10 @@ After cross-entropy training, each batch of B images is captioned twice by the m
     a   = CIDEr-D(w^s) - CIDEr-D(w^g)     each against the image's train references
     loss = -(1/B) sum_images a * log p(w^s)            (rawcap.layers.policy_gradient)
 
+--scst-samples K draws K captions per image (the loss then averages over the B*K samples), and
+--scst-baseline mean compares each with the mean reward of the image's other K - 1 samples
+instead of the greedy caption (Luo 2020, "a better variant of self-critical sequence training").
+
 A sample that beats the greedy caption is made more likely, one that does worse less likely.
 The reward is the metric itself, computed on whole captions the model wrote, so the training
 sees what testing sees (no teacher forcing). The IDF of CIDEr-D comes from the references of
@@ -74,20 +78,33 @@ def teacher_batch(captions, max_length):
     return inputs, targets, targets != PAD_ID
 
 
-def loss_and_grads(params, config, images, image_rows, reward, rng, max_length=20):
+def loss_and_grads(params, config, images, image_rows, reward, rng, max_length=20, samples=1,
+                   baseline="greedy"):
     """One self-critical step on images[B, 3, S, S] (cache rows image_rows[B], train images).
 
-    rng: a NumPy Generator for the samples. -> loss, parts, grads keyed like trainable(params);
-    parts: "policy", "attention", "decay" (the loss), and "reward" and "baseline", the mean
-    CIDEr-D of the sampled and of the greedy captions."""
+    rng: a NumPy Generator for the samples. samples K: captions sampled per image (B*K in all).
+    baseline: "greedy", the greedy caption's reward (Rennie et al.), or "mean", the mean reward
+    of the image's K - 1 other samples (Luo 2020; K >= 2; no greedy decode), which centres the
+    advantages of each image on 0. -> loss, parts, grads keyed like trainable(params); parts:
+    "policy", "attention", "decay" (the loss), and "reward" and "baseline", the mean CIDEr-D of
+    the samples and of what they were compared with."""
+    if baseline not in ("greedy", "mean") or samples < (2 if baseline == "mean" else 1):
+        raise ValueError(f"scst: baseline {baseline!r} with {samples} samples per image "
+                         f"(greedy takes 1 or more, mean 2 or more)")
     xp = array_module(images)
-    sampled = sample_decode(params, config, images, rng, max_length)
-    greedy = greedy_decode(params, config, images, max_length)
-    rewards, baseline = reward(image_rows, sampled.tokens), reward(image_rows, greedy.tokens)
+    B = len(images)
+    owner = np.repeat(np.arange(B, dtype=np.int32), samples)      # each sample's image
+    sampled = sample_decode(params, config, images[xp.asarray(owner)], rng, max_length)
+    rewards = reward(np.asarray(image_rows)[owner], sampled.tokens)
+    if baseline == "greedy":
+        greedy = greedy_decode(params, config, images, max_length)
+        baselines = reward(image_rows, greedy.tokens)[owner]
+    else:
+        per_image = rewards.reshape(B, samples)
+        baselines = ((per_image.sum(axis=1, keepdims=True) - per_image) / (samples - 1)).ravel()
     inputs, targets, mask = (xp.asarray(a) for a in teacher_batch(sampled.tokens, max_length))
-    advantages = xp.asarray(rewards - baseline, dtype=images.dtype)
-    loss, parts, cache = forward(params, config, images, inputs, targets, mask,
-                                 xp.arange(len(images), dtype=np.int32), rng=None, train=False,
-                                 advantages=advantages)
-    parts.update(reward=float(rewards.mean()), baseline=float(baseline.mean()))
+    advantages = xp.asarray(rewards - baselines, dtype=images.dtype)
+    loss, parts, cache = forward(params, config, images, inputs, targets, mask, xp.asarray(owner),
+                                 rng=None, train=False, advantages=advantages)
+    parts.update(reward=float(rewards.mean()), baseline=float(baselines.mean()))
     return loss, parts, backward(cache)

@@ -230,7 +230,8 @@ def train_in(run, args, xp, cache, config, params, opt_state, meta, log, student
         nonlocal student
         if scst:                        # (the dropout generator draws the samples)
             result = scst_loss_and_grads(params, config, arrays[0], batch.image_rows, reward,
-                                         dropout_rng)
+                                         dropout_rng, samples=getattr(args, "scst_samples", 1),
+                                         baseline=getattr(args, "scst_baseline", "greedy"))
         else:
             result = loss_and_grads(params, config, *arrays, dropout_rng, statistics)
         if student is not None:
@@ -261,7 +262,7 @@ def train_in(run, args, xp, cache, config, params, opt_state, meta, log, student
                 images_seen += len(batch.images)
                 tokens_per_s = int(batch.mask.sum()) / (time.time() - tick)
                 if scst:
-                    shown = dict(reward=f"{parts['reward']:.3f}", greedy=f"{parts['baseline']:.3f}")
+                    shown = dict(reward=f"{parts['reward']:.3f}", baseline=f"{parts['baseline']:.3f}")
                 else:
                     shown = dict(loss=f"{parts['ce']:.3f}", tok_s=f"{tokens_per_s:.0f}")
                 bar.set_postfix(**shown, lr=f"{lr:.1e}")

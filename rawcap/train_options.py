@@ -54,6 +54,12 @@ def build_parser():
                    help="self-critical training: fine-tune the --init-from model on the CIDEr-D of "
                         "sampled captions against the train references, the greedy caption's as "
                         "baseline (give the same model options and a small --lr, e.g. 5e-5)")
+    g.add_argument("--scst-samples", metavar="K", type=positive_int, default=1,
+                   help="--scst: captions sampled per image")
+    g.add_argument("--scst-baseline", default="greedy", choices=["greedy", "mean"],
+                   help="--scst: what each sample's reward is compared with: the greedy caption's "
+                        "(Rennie et al.), or the mean of the image's other samples (needs "
+                        "--scst-samples 2 or more)")
     g.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="where to train")
     g.add_argument("--kernels", metavar="PINS",
                    help="pin kernel versions per op, e.g. lstm_pointwise=0,softmax_ce=1 or all=0 "
@@ -127,6 +133,11 @@ def check_args(args, parser):
         return
     if args.scst and not args.init_from:
         raise ValueError("--scst fine-tunes a trained model: give it --init-from RUN/best.h5")
+    if not args.scst and given & {"scst_samples", "scst_baseline"}:
+        raise ValueError("--scst-samples and --scst-baseline go with --scst")
+    if args.scst_baseline == "mean" and args.scst_samples < 2:
+        raise ValueError("--scst-baseline mean compares each sample with the image's others: "
+                         "give --scst-samples 2 or more")
     if args.init_from and args.overwrite and args.out and \
             Path(args.init_from).resolve().parent == Path(args.out).resolve():
         raise ValueError("--init-from is inside the --out folder that --overwrite would delete")

@@ -271,17 +271,23 @@ def test_a_batchnorm_model_trains_resumes_and_round_trips_its_statistics(in_work
 
 
 def test_scst_fine_tunes_a_trained_run(run_a, in_workdir, tmp_path, capsys):
-    """--scst --init-from: a short self-critical run on the built-in dataset changes the weights,
-    logs val scores, and writes a complete run directory; without --init-from it is an error."""
-    with pytest.raises(SystemExit) as usage:              # a usage error, before any work
-        train.main(train_args(tmp_path / "bad", "--scst"))
-    assert usage.value.code == 2 and "--init-from" in capsys.readouterr().err
+    """--scst --init-from: a short self-critical run on the built-in dataset (two samples per
+    image, each against the other's reward) changes the weights, logs val scores, and writes a
+    complete run directory; without --init-from, or with options that do not fit, it is an error."""
+    init = ["--init-from", str(run_a.path / "best.h5")]
+    for bad, message in ((["--scst"], "--init-from"),
+                         (["--scst-samples", "3"], "go with --scst"),
+                         (["--scst", *init, "--scst-baseline", "mean"], "--scst-samples 2 or more")):
+        with pytest.raises(SystemExit) as usage:              # a usage error, before any work
+            train.main(train_args(tmp_path / "bad", *bad))
+        assert usage.value.code == 2 and message in capsys.readouterr().err
     out = tmp_path / "SCST"
     source, _, _ = load_checkpoint(run_a.path / "best.h5")
-    assert train.main(train_args(out, "--scst", "--init-from", str(run_a.path / "best.h5"),
-                                 "--epochs", "1", "--lr", "1e-3", "--warmup-steps", "0")) == 0
+    assert train.main(train_args(out, "--scst", *init, "--scst-samples", "2", "--scst-baseline",
+                                 "mean", "--epochs", "1", "--lr", "1e-3", "--warmup-steps", "0")) == 0
     tuned, optimizer, meta = load_checkpoint(out / "last.h5")
     assert meta["args"]["scst"] is True and optimizer["t"] == BATCHES
+    assert meta["args"]["scst_samples"] == 2 and meta["args"]["scst_baseline"] == "mean"
     assert any(not np.array_equal(tuned[k], source[k]) for k in source)
     (row,) = read_log(out)[1]
     assert math.isfinite(float(row["train_loss"])) and 0 <= float(row["val_cider"]) <= 10

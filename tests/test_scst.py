@@ -14,7 +14,7 @@ from rawcap.gradcheck import gradient_errors, numerical_gradient, policy_gradien
 from rawcap.layers import policy_gradient_backward, policy_gradient_forward
 from rawcap.metrics import CiderD, cider_d
 from rawcap.model import Config, backward, forward, init_params
-from rawcap.scst import CiderReward, teacher_batch
+from rawcap.scst import CiderReward, loss_and_grads, teacher_batch
 
 
 # The policy-gradient layer ------------------------------------------------------------------
@@ -151,6 +151,44 @@ def test_the_models_policy_gradient_matches_central_differences():
     for name in params:
         error = relative_error(grads[name], numerical_gradient(loss, params[name], np.asarray(1.0)))
         assert error < 1e-7, f"{name}: {error:.1e}"
+
+
+def length_reward(rows, captions):
+    """A stand-in for CiderReward: a caption's reward is its number of words."""
+    return np.array([len(c) for c in captions], dtype=np.float64)
+
+
+@pytest.mark.parametrize("baseline, samples", [("greedy", 1), ("greedy", 3), ("mean", 3)])
+def test_a_step_samples_k_captions_per_image_and_compares_each_with_its_baseline(baseline, samples):
+    """The step's loss is -(1/(B K)) sum_n a_n log p(sample_n), with the samples drawn as
+    sample_decode draws them from each image repeated K times, and a_n = r_n - the greedy
+    caption's reward, or - the mean of the image's other samples' (which sum to 0 per image)."""
+    config, params, images = tiny_model(4)
+    config.lambda_alpha, config.weight_decay = 0.0, 0.0
+    B = len(images)
+    owner = np.repeat(np.arange(B), samples)
+    sampled = sample_decode(params, config, images[owner], np.random.default_rng(7), max_length=5)
+    rewards = length_reward(None, sampled.tokens)
+    if baseline == "greedy":
+        baselines = length_reward(None, greedy_decode(params, config, images, 5).tokens)[owner]
+    else:
+        per_image = rewards.reshape(B, samples)
+        baselines = ((per_image.sum(1, keepdims=True) - per_image) / (samples - 1)).ravel()
+        assert np.allclose((rewards - baselines).reshape(B, samples).sum(1), 0)
+    loss, parts, grads = loss_and_grads(params, config, images, np.arange(B), length_reward,
+                                        np.random.default_rng(7), max_length=5, samples=samples,
+                                        baseline=baseline)
+    assert float(loss) == pytest.approx(-((rewards - baselines) * sampled.scores).mean(), rel=1e-10)
+    assert parts["reward"] == pytest.approx(rewards.mean())
+    assert parts["baseline"] == pytest.approx(baselines.mean())
+    assert grads.keys() == {k for k in params if "running" not in k}
+
+
+def test_a_step_refuses_a_mean_baseline_without_other_samples():
+    config, params, images = tiny_model(4)
+    with pytest.raises(ValueError, match="mean 2 or more"):
+        loss_and_grads(params, config, images, np.arange(4), length_reward,
+                       np.random.default_rng(0), samples=1, baseline="mean")
 
 
 # The reward ----------------------------------------------------------------------------------
