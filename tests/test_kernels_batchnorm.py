@@ -12,7 +12,7 @@ from rawcap.backend import versions
 from rawcap.gradcheck import batchnorm2d_check
 
 pytestmark = pytest.mark.gpu
-KERNELS = versions("batchnorm2d")[1:]
+KERNELS = versions("batchnorm2d", "cuda")[1:]
 
 
 @pytest.mark.parametrize("version", KERNELS)
