@@ -10,12 +10,12 @@ version 2   one parallel loop over the channels; each channel's M = N*H*W entrie
             statistics and makes the third pass only. backward: a pass sums dout and
             dout * xhat (dbeta, dgamma), a second writes dx. Sums are accumulated in float64,
             in the order fastmath's vectorisation picks (bias_relu's choice too).
-            The running statistics ([C], a few numbers) are updated in NumPy, as version 0.
+            The running statistics ([C], a few numbers) are updated by version 0's function.
 """
 import numpy as np
 from numba import njit, prange
 
-from rawcap.layers.batchnorm import check_batchnorm_inputs
+from rawcap.layers.batchnorm import check_batchnorm_inputs, updated_running_statistics
 from rawcap.layers.checks import check_grad
 
 DEFAULT = 2
@@ -86,8 +86,7 @@ def batchnorm2d_forward_v2(x, gamma, beta, running_mean, running_var, train=True
         mean, var = np.empty(x.shape[1]), np.empty(x.shape[1])
         _statistics(x, mean, var)
         mean, var = mean.astype(x.dtype), var.astype(x.dtype)
-        running = ((1 - momentum) * running_mean + momentum * mean,
-                   (1 - momentum) * running_var + momentum * var * (M / (M - 1)))
+        running = updated_running_statistics(running_mean, running_var, mean, var, M, momentum)
     else:
         mean, var = running_mean, running_var
         running = (running_mean.copy(), running_var.copy())

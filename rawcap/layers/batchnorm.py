@@ -41,6 +41,12 @@ def check_batchnorm_inputs(where, x, gamma, beta, running_mean, running_var, tra
                   f"{tuple(x.shape)} (use train=False, or a larger batch)")
 
 
+def updated_running_statistics(running_mean, running_var, mu, var, M, momentum):
+    """The running statistics after a train-mode batch of M entries per channel (module docstring)."""
+    return ((1 - momentum) * running_mean + momentum * mu,
+            (1 - momentum) * running_var + momentum * var * (M / (M - 1)))
+
+
 def batchnorm2d_forward(x, gamma, beta, running_mean, running_var, train=True, momentum=0.1,
                         eps=1e-5):
     """x[N, C, H, W], gamma/beta/running_mean/running_var[C]
@@ -52,8 +58,7 @@ def batchnorm2d_forward(x, gamma, beta, running_mean, running_var, train=True, m
         M = x.shape[0] * x.shape[2] * x.shape[3]
         mu = x.mean(axis=AXES)
         var = ((x - mu[:, None, None]) ** 2).mean(axis=AXES)
-        running = ((1 - momentum) * running_mean + momentum * mu,
-                   (1 - momentum) * running_var + momentum * var * (M / (M - 1)))
+        running = updated_running_statistics(running_mean, running_var, mu, var, M, momentum)
     else:
         mu, var = running_mean, running_var
         running = (running_mean.copy(), running_var.copy())
