@@ -6,6 +6,7 @@ V vocabulary, T time steps.
 
     feats = encoder(images)                        K x [conv3x3 pad 1 -> ReLU -> maxpool 2x2]
                      (Config.batchnorm: K x [conv3x3 pad 1 -> batchnorm -> ReLU -> maxpool 2x2])
+                     (Config.residual: after each block's ReLU, x <- ReLU(x + BN(conv3x3(x))))
     m = mean_l feats;  h0 = tanh(m @ Wh0 + bh0);  c0 = tanh(m @ Wc0 + bc0);  proj = feats @ Wf + bf
     for t = 0 .. T-1:
         context, alpha_t = attention(feats, proj, h_{t-1})
@@ -21,9 +22,10 @@ The decoder (init_decoder, then the T steps as one op, `ops.decoder_forward/back
 rawcap/decoder.py.
 
 With batch normalisation the params dict also holds each block's running statistics
-(bn{k}_running_mean, bn{k}_running_var): saved in checkpoints like the weights, used in eval mode
-(decoding), but not trained: `trainable(params)` leaves them out, and a training step hands
-their updated values back through `statistics` (see `forward`).
+(bn{k}_running_mean, bn{k}_running_var; res{k}_bn_running_... for a residual unit's): saved
+in checkpoints like the weights, used in eval mode (decoding), but not trained:
+`trainable(params)` leaves them out, and a training step hands their updated values back
+through `statistics` (see `forward`).
 """
 from dataclasses import asdict, dataclass
 from functools import lru_cache
@@ -60,10 +62,13 @@ class Config:
     resize: str = "crop"                # how photos become S x S: "crop" or "squash" (data.images)
     batchnorm: bool = False             # batch normalisation after each conv (then no conv bias)
     bn_momentum: float = 0.1            # how fast the running statistics follow the batches
+    residual: bool = False              # a second conv per block, added back (needs batchnorm)
 
     def __post_init__(self):
         if self.cell not in CELLS:
             raise ValueError(f"cell must be one of {', '.join(CELLS)}, got {self.cell!r}")
+        if self.residual and not self.batchnorm:
+            raise ValueError("residual units need batchnorm (their conv has no bias)")
 
     @property
     def locations(self):
@@ -82,22 +87,30 @@ class Config:
 
 
 def init_params(config, rng, dtype=np.float32):
-    """Random parameters: He-scaled conv weights, 1/sqrt(fan_in) elsewhere, forget bias 1."""
+    """Random parameters: He-scaled conv weights, 1/sqrt(fan_in) elsewhere, forget bias 1; a
+    residual unit's batchnorm scale starts at 0, so that each unit starts as the identity (Goyal
+    et al. 2017): the residual encoder starts as the plain one and learns what to add."""
     if config.image_size % 2 ** len(config.channels):
         raise ValueError(f"image_size {config.image_size} must be divisible by 2^{len(config.channels)}")
     def normal(shape, fan_in, gain=1.0):
         return (gain / np.sqrt(fan_in) * rng.standard_normal(shape)).astype(dtype)
 
+    def batchnorm(name, C, gamma=1.0):  # gamma, beta, and the running statistics
+        p[f"{name}_w"], p[f"{name}_b"] = np.full(C, gamma, dtype), np.zeros(C, dtype)
+        p[f"{name}_running_mean"], p[f"{name}_running_var"] = np.zeros(C, dtype), np.ones(C, dtype)
+
     p = {}
     widths = (3,) + tuple(config.channels)
     for k in range(len(config.channels)):
-        p[f"conv{k}_w"] = normal((widths[k + 1], widths[k], 3, 3), widths[k] * 9, np.sqrt(2))
-        if config.batchnorm:            # gamma, beta, and the running statistics
-            p[f"bn{k}_w"], p[f"bn{k}_b"] = np.ones(widths[k + 1], dtype), np.zeros(widths[k + 1], dtype)
-            p[f"bn{k}_running_mean"] = np.zeros(widths[k + 1], dtype)
-            p[f"bn{k}_running_var"] = np.ones(widths[k + 1], dtype)
+        C = widths[k + 1]
+        p[f"conv{k}_w"] = normal((C, widths[k], 3, 3), widths[k] * 9, np.sqrt(2))
+        if config.batchnorm:
+            batchnorm(f"bn{k}", C)
         else:
-            p[f"conv{k}_b"] = np.zeros(widths[k + 1], dtype)
+            p[f"conv{k}_b"] = np.zeros(C, dtype)
+        if config.residual:
+            p[f"res{k}_w"] = normal((C, C, 3, 3), C * 9, np.sqrt(2))
+            batchnorm(f"res{k}_bn", C, gamma=0.0)
     D, E, H, A, V = widths[-1], config.embed_size, config.hidden_size, config.attention_size, config.vocab_size
     affines = dict(init_h=(D, H), init_c=(D, H), att_feat=(D, A), gate=(H, D), out=(H, V))
     if config.cell == "rnn":
@@ -160,29 +173,50 @@ def encode(params, config, images, train=False):
         x, conv = ops.conv2d_forward(x, params[f"conv{k}_w"], None, pad=1)
         bn = None
         if config.batchnorm:
-            x, statistics, bn_cache = ops.batchnorm2d_forward(
-                x, params[f"bn{k}_w"], params[f"bn{k}_b"], params[f"bn{k}_running_mean"],
-                params[f"bn{k}_running_var"], train=train, momentum=config.bn_momentum)
-            bn = (bn_cache, statistics)
+            x, bn = batchnorm_forward(x, params, f"bn{k}", config, train)
             x, relu = nn.relu_forward(x)
         else:
             x, relu = ops.bias_relu_forward(x, params[f"conv{k}_b"])       # conv bias + ReLU
+        res = None
+        if config.residual:         # x <- ReLU(x + z), z = BN(conv(x)): the unit learns z
+            z, res_conv = ops.conv2d_forward(x, params[f"res{k}_w"], None, pad=1)
+            z, res_bn = batchnorm_forward(z, params, f"res{k}_bn", config, train)
+            x, res_relu = nn.relu_forward(x + z)
+            res = (res_conv, res_bn, res_relu)
         x, pool = ops.maxpool2d_forward(x, 2, 2)
-        caches.append((conv, bn, relu, pool))
+        caches.append((conv, bn, relu, res, pool))
     N, D = x.shape[:2]
     feats = x.reshape(N, D, -1).transpose(0, 2, 1)
     return feats, (caches, x.shape)
 
 
+def batchnorm_forward(x, params, name, config, train):
+    """The batchnorm layer whose parameters are name_w, name_b, name_running_mean/var
+    -> out, (name, its cache, the updated running statistics)."""
+    out, statistics, cache = ops.batchnorm2d_forward(
+        x, params[f"{name}_w"], params[f"{name}_b"], params[f"{name}_running_mean"],
+        params[f"{name}_running_var"], train=train, momentum=config.bn_momentum)
+    return out, (name, cache, statistics)
+
+
+def batchnorm_backward(dout, bn, grads):
+    """dout -> dx, with the gradients of batchnorm_forward's name_w and name_b put into grads."""
+    name, cache, _ = bn
+    dx, grads[f"{name}_w"], grads[f"{name}_b"] = ops.batchnorm2d_backward(dout, cache)
+    return dx
+
+
 def running_statistics(cache):
-    """The updated running statistics from encode's cache -> {bn{k}_running_mean/var: array}
-    (empty without batchnorm; in eval mode the same values that went in)."""
+    """The updated running statistics from encode's cache -> {NAME_running_mean/var: array}
+    for every batchnorm layer (empty without batchnorm; in eval mode the values that went in)."""
     if cache is None:                       # blind
         return {}
     updated = {}
-    for k, (_, bn, _, _) in enumerate(cache[0]):
-        if bn is not None:
-            updated[f"bn{k}_running_mean"], updated[f"bn{k}_running_var"] = bn[1]
+    for _, bn, _, res, _ in cache[0]:
+        for layer in (bn, res[1] if res else None):
+            if layer is not None:
+                name, _, statistics = layer
+                updated[f"{name}_running_mean"], updated[f"{name}_running_var"] = statistics
     return updated
 
 
@@ -194,11 +228,17 @@ def encode_backward(dfeats, cache, config, grads):
     caches, shape = cache
     dx = dfeats.transpose(0, 2, 1).reshape(shape)
     for k in reversed(range(len(caches))):
-        conv, bn, relu, pool = caches[k]
+        conv, bn, relu, res, pool = caches[k]
         dx = ops.maxpool2d_backward(dx, pool)
+        if res is not None:         # x + z: dx reaches x directly and through z
+            res_conv, res_bn, res_relu = res
+            dx = nn.relu_backward(dx, res_relu)
+            dz = batchnorm_backward(dx, res_bn, grads)
+            dz, grads[f"res{k}_w"], _ = ops.conv2d_backward(dz, res_conv)
+            dx = dx + dz
         if bn is not None:
             dx = nn.relu_backward(dx, relu)
-            dx, grads[f"bn{k}_w"], grads[f"bn{k}_b"] = ops.batchnorm2d_backward(dx, bn[0])
+            dx = batchnorm_backward(dx, bn, grads)
         else:
             dx, grads[f"conv{k}_b"] = ops.bias_relu_backward(dx, relu)
         if k == 0:                  # the images need no gradient: skip dx (its GEMM, col2im)

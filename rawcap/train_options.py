@@ -105,6 +105,9 @@ def build_parser():
     g.add_argument("--no-f-beta", action="store_true", help="drop the sigmoid gate on the context")
     g.add_argument("--batchnorm", action="store_true",
                    help="batch normalisation after each conv (running statistics kept in the checkpoint)")
+    g.add_argument("--residual", action="store_true",
+                   help="a residual unit in each conv block, x <- ReLU(x + BN(conv3x3(x))): twice "
+                        "the conv layers (needs --batchnorm)")
     g.add_argument("--blind", action="store_true",
                    help="zero the image features: a baseline that shows what the image contributes")
     return p
@@ -138,6 +141,9 @@ def check_args(args, parser):
     if args.scst_baseline == "mean" and args.scst_samples < 2:
         raise ValueError("--scst-baseline mean compares each sample with the image's others: "
                          "give --scst-samples 2 or more")
+    if args.residual and not args.batchnorm:
+        raise ValueError("--residual needs --batchnorm (a residual unit's conv has no bias: its "
+                         "batchnorm shifts it)")
     if args.init_from and args.overwrite and args.out and \
             Path(args.init_from).resolve().parent == Path(args.out).resolve():
         raise ValueError("--init-from is inside the --out folder that --overwrite would delete")

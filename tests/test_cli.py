@@ -248,14 +248,18 @@ def test_a_tiny_model_overfits_eight_captions(run_a, workdir):
 
 def test_a_batchnorm_model_trains_resumes_and_round_trips_its_statistics(in_workdir, tmp_path,
                                                                           capsys):
-    """--batchnorm: the running statistics move during training, live in the checkpoints, come
-    back on --resume, and evaluate (eval mode) reproduces the run's test metrics from best.h5."""
+    """--batchnorm --residual: the running statistics move during training, live in the
+    checkpoints, come back on --resume, and evaluate (eval mode) reproduces the run's test
+    metrics from best.h5."""
     out = tmp_path / "BN"
-    assert train.main(train_args(out, "--batchnorm", "--epochs", "1")) == 0
+    assert train.main(train_args(out, "--batchnorm", "--residual", "--epochs", "1")) == 0
     params, optimizer, meta = load_checkpoint(out / "last.h5")
     assert meta["config"]["batchnorm"] is True and "conv0_b" not in params
+    assert meta["config"]["residual"] is True
     assert not np.array_equal(params["bn0_running_mean"], np.zeros(4))
     assert not np.array_equal(params["bn1_running_var"], np.ones(8))
+    assert not np.array_equal(params["res1_bn_running_var"], np.ones(8))
+    assert np.abs(params["res0_bn_w"]).max() > 0            # the units left the identity
     assert not any("running" in key for key in optimizer)       # statistics are not trained
     assert train.main(["--resume", str(out), "--epochs", "2", "--quiet"]) == 0
     resumed, _, meta = load_checkpoint(out / "last.h5")
@@ -420,13 +424,18 @@ def test_bench_prints_the_time_of_each_part_and_images_per_second(capsys):
 
 # 9. Bad command lines ---------------------------------------------------------------------------
 
-def test_flickr8k_without_data_dir_is_an_error(tmp_path, monkeypatch, capsys):
+@pytest.mark.parametrize("argv, message", [
+    (["--data", "flickr8k"], "--data flickr8k needs --data-dir"),
+    (["--residual"], "--residual needs --batchnorm"),
+])
+def test_a_bad_command_line_is_an_error_before_anything_is_made(tmp_path, monkeypatch, capsys,
+                                                                 argv, message):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(SystemExit) as stop:
-        train.main(["--data", "flickr8k", "--quiet"])
+        train.main(argv + ["--quiet"])
     assert stop.value.code == 2
     err = capsys.readouterr().err
-    assert "error: --data flickr8k needs --data-dir" in err
+    assert f"error: {message}" in err
     assert not (tmp_path / "runs").exists()
 
 

@@ -18,15 +18,18 @@ def tiny_batch(rng):
     return images, inputs, targets, mask, np.array([0, 1, 1])
 
 
-@pytest.mark.parametrize("seed, f_beta, batchnorm, train, cell", [
-    (0, True, False, True, "lstm"), (2, False, False, True, "lstm"),
-    (1, True, True, True, "lstm"),          # batchnorm with the batch's statistics
-    (3, True, True, False, "lstm"),         # and with the running ones
-    (1, True, False, True, "rnn"), (3, False, False, True, "rnn"),
+@pytest.mark.parametrize("seed, f_beta, batchnorm, train, cell, residual", [
+    (0, True, False, True, "lstm", False), (2, False, False, True, "lstm", False),
+    (1, True, True, True, "lstm", False),          # batchnorm with the batch's statistics
+    (3, True, True, False, "lstm", False),         # and with the running ones
+    (4, True, True, True, "lstm", True),           # residual units, both modes
+    (5, True, True, False, "lstm", True),
+    (1, True, False, True, "rnn", False), (3, False, False, True, "rnn", False),
 ])
-def test_every_parameter_gradient_matches_central_differences(seed, f_beta, batchnorm, train, cell):
+def test_every_parameter_gradient_matches_central_differences(seed, f_beta, batchnorm, train, cell,
+                                                              residual):
     rng = np.random.default_rng(seed)
-    config = Config(**TINY, f_beta=f_beta, batchnorm=batchnorm, cell=cell)
+    config = Config(**TINY, f_beta=f_beta, batchnorm=batchnorm, cell=cell, residual=residual)
     params = init_params(config, rng, np.float64)
     for name in params:                      # move off the zero biases and the init's symmetry
         params[name] += 0.1 * rng.standard_normal(params[name].shape)
@@ -108,6 +111,29 @@ def test_batchnorm_params_statistics_and_modes():
     decayed = Config(**{**TINY, "weight_decay": 1.0}, batchnorm=True)
     grads = loss_and_grads(params, decayed, *batch)[2]
     assert not any(is_statistic(name) for name in grads)
+
+
+def test_residual_units_start_as_the_identity_and_keep_their_own_statistics():
+    """Each block gets res{k}_w [C, C, 3, 3] and a batchnorm whose scale starts at 0: at init the
+    residual encoder computes exactly the plain one's features; training moves their statistics."""
+    rng = np.random.default_rng(6)
+    plain = Config(**TINY, batchnorm=True)
+    residual = Config(**TINY, batchnorm=True, residual=True)
+    params = init_params(residual, np.random.default_rng(0), np.float64)
+    assert set(params) - set(init_params(plain, np.random.default_rng(0))) == {
+        f"res{k}_{name}" for k in (0, 1) for name in
+        ("w", "bn_w", "bn_b", "bn_running_mean", "bn_running_var")}
+    assert params["res1_w"].shape == (4, 4, 3, 3)
+    images = tiny_batch(rng)[0]
+    for train in (False, True):
+        np.testing.assert_array_equal(encode(params, residual, images, train)[0],
+                                      encode(params, plain, images, train)[0])
+    statistics = {}
+    loss_and_grads(params, residual, *tiny_batch(rng), statistics=statistics)
+    assert {"res0_bn_running_mean", "res1_bn_running_var", "bn1_running_mean"} <= set(statistics)
+    assert np.abs(statistics["res0_bn_running_mean"]).max() > 0
+    with pytest.raises(ValueError, match="residual units need batchnorm"):
+        Config(**TINY, residual=True)
 
 
 def test_the_rnn_decoder_has_its_own_cell_parameters_and_no_c0():
