@@ -43,7 +43,7 @@ from collections import defaultdict
 from contextlib import nullcontext
 
 from .backend import OPS, get_device, profiling, set_kernels, version_in_effect
-from .model import Config, backward, forward, init_params, to_device
+from .model import Config, backward, forward, init_params, to_device, trainable
 from .optim import make_optimizer
 
 
@@ -152,7 +152,7 @@ def timed_step(xp, params, config, batch, rng, optimizer):
     grads = backward(cache)
     synchronize(xp)
     marks.append(time.perf_counter())
-    optimizer.step(params, grads, 1e-3)
+    optimizer.step(trainable(params), grads, 1e-3)
     synchronize(xp)
     marks.append(time.perf_counter())
     return marks
@@ -197,6 +197,9 @@ def main(argv=None):
     p.add_argument("--embed-size", type=int, default=64)
     p.add_argument("--hidden-size", type=int, default=128)
     p.add_argument("--attention-size", type=int, default=64)
+    p.add_argument("--batchnorm", action="store_true", help="batch normalisation after each conv")
+    p.add_argument("--residual", action="store_true",
+                   help="and a residual unit in each conv block (train --residual)")
     p.add_argument("--steps", type=int, default=10, help="timed steps")
     p.add_argument("--warmup", type=int, default=2, help="untimed steps first")
     p.add_argument("--profile", action="store_true",
@@ -209,6 +212,10 @@ def main(argv=None):
                    help="count the launches and host syncs of one GPU training step, without a "
                         "GPU (Numba's CUDA simulator), and print them; nothing is timed")
     args = p.parse_args(argv)
+    if args.residual and not args.batchnorm:
+        p.error("--residual needs --batchnorm")
+    if args.compare_torch and args.batchnorm:
+        p.error("--compare-torch: tools/torch_reference.py has no batchnorm; drop --batchnorm")
     if args.count:
         return print_count(args)
 
@@ -226,10 +233,11 @@ def main(argv=None):
     config = Config(vocab_size=args.vocab_size, image_size=args.image_size,
                     channels=tuple(int(c) for c in args.channels.split(",")),
                     embed_size=args.embed_size, hidden_size=args.hidden_size,
-                    attention_size=args.attention_size)
+                    attention_size=args.attention_size, batchnorm=args.batchnorm,
+                    residual=args.residual)
     rng = np.random.default_rng(0)
     params = to_device(init_params(config, rng), xp)         # in one buffer, as train has them
-    optimizer = make_optimizer("adam", params)
+    optimizer = make_optimizer("adam", trainable(params))
     B_img, B, T = args.batch_size, args.batch_size * args.captions_per_image, args.length
     batch = [xp.asarray(a) for a in (
         rng.random((B_img, 3, config.image_size, config.image_size), dtype=np.float32),
@@ -250,7 +258,8 @@ def main(argv=None):
 
     print(f"rawcap.bench on {args.device}: {B_img} images x {args.captions_per_image} captions, "
           f"T={T}, V={config.vocab_size}, S={config.image_size}, channels {config.channels}, "
-          f"E={config.embed_size} H={config.hidden_size} A={config.attention_size}; "
+          f"E={config.embed_size} H={config.hidden_size} A={config.attention_size}"
+          f"{', batchnorm' if config.batchnorm else ''}{', residual' if config.residual else ''}; "
           f"median of {args.steps} steps after {args.warmup} warm-up")
     print("  kernel versions: " + ", ".join(f"{op} {version_in_effect(op, xp)}" for op in OPS))
     total = 0.0
