@@ -45,8 +45,15 @@ from .train_options import DEFAULT_EPOCHS, args_channels, default_size, out_dir,
 
 def prepare_data(args, log):
     """Make sure the dataset and its cache exist -> the cache path. The cache is named after the
-    dataset folder, the image size and a hash of the folder's full path and the options."""
+    dataset folder, the image size and a hash of the folder's full path and the options.
+    With --cache, args takes the cache's own data options, so that the run (and a model shipped
+    from it) records the data it was trained on, not the defaults of options it did not use."""
     if args.cache:
+        with open_cache(args.cache) as f:
+            args.data_dir = str(f.attrs["data_dir"])
+            args.data = Path(args.data_dir).name
+            args.image_size, args.resize = int(f.attrs["image_size"]), cache_resize(f.attrs)
+            args.min_count, args.max_length = int(f.attrs["min_count"]), int(f.attrs["max_length"])
         return Path(args.cache).resolve()
     size = args.image_size or default_size(args)
     data_dir = Path(args.data_dir or "data/shapes")

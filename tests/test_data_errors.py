@@ -90,3 +90,6 @@ def test_train_on_a_prepared_cache(tmp_path, monkeypatch):
     assert train.main(model + ["--cache", "mine.h5"]) == 0
     config = json.loads((tmp_path / "runs" / "mine" / "config.json").read_text())     # its name
     assert config["cache"] == str(tmp_path / "mine.h5") and not (tmp_path / "data").exists()
+    # The run records the cache's data options, not the defaults of the ones it did not use.
+    assert {k: config["train"][k] for k in ("data", "data_dir", "image_size", "min_count")} == {
+        "data": "ds", "data_dir": str(tmp_path / "ds"), "image_size": 32, "min_count": 1}
