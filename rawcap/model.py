@@ -11,9 +11,9 @@ V vocabulary, T time steps.
     for t = 0 .. T-1:
         context, alpha_t = attention(feats, proj, h_{t-1})
         beta = sigmoid(h_{t-1} @ Wbeta + bbeta)                 the f_beta gate
-        h_t, c_t = lstm_step([embed(inputs_t), beta * context], h_{t-1}, c_{t-1})
+        h_t, c_t = lstm_step([dropout_E(embed(inputs_t)), beta * context], h_{t-1}, c_{t-1})
                    (cell="rnn": h_t = rnn_step([...], h_{t-1}); no c, no c0)
-    logits = dropout(h) @ Wout + bout
+    logits = dropout(h) @ Wout + bout          (dropout_E: Config.embed_dropout, on the word vectors)
     loss = CE(logits, targets, mask) + lambda_alpha * mean_n sum_l (1 - sum_t mask_t alpha_tl)^2
            + weight_decay / 2 * (sum of squared weights; biases excluded)
 
@@ -52,6 +52,7 @@ class Config:
     hidden_size: int = 128              # H
     attention_size: int = 64            # A
     dropout: float = 0.3
+    embed_dropout: float = 0.0          # dropout on the word vectors, the LSTM's word input
     lambda_alpha: float = 0.02          # ~1/L: the penalty sums over L locations
     weight_decay: float = 0.0
     f_beta: bool = True
@@ -286,6 +287,7 @@ def forward(params, config, images, inputs, targets, mask, caption_image, rng=No
     feats = feats_rows.reshape(B, L, D)
     proj, h, c, init = init_decoder(params, feats)
     words, emb = ops.embedding_forward(inputs, params["embed_w"])           # [B, T, E]
+    words, word_drop = nn.dropout_forward(words, config.embed_dropout if rng is not None else 0.0, rng)
     hs, alphas, dec = ops.decoder_forward(feats, proj, h, c, words, params, config)
     dropped, drop = nn.dropout_forward(hs, config.dropout if rng is not None else 0.0, rng)
     logits, out = nn.affine_forward(dropped, params["out_w"], params["out_b"])
@@ -305,14 +307,14 @@ def forward(params, config, images, inputs, targets, mask, caption_image, rng=No
         decay = xp.zeros((), h.dtype)
     # The parts stay on the device: reading one on the host makes the host wait for the GPU.
     parts = {"ce" if advantages is None else "policy": ce, "attention": att_loss, "decay": decay}
-    cache = (params, config, enc, gather, init, emb, dec, drop, out, (advantages is None, ce_cache),
-             attended, maskf, (B, T, N, L, D), words.shape)
+    cache = (params, config, enc, gather, init, emb, word_drop, dec, drop, out,
+             (advantages is None, ce_cache), attended, maskf, (B, T, N, L, D), words.shape)
     return ce + att_loss + decay, parts, cache
 
 
 def backward(cache):
     """The gradient of every parameter (a dict keyed like params) from forward's cache."""
-    (params, config, enc, gather, init, emb, dec, drop, out, ce_cache, attended, maskf,
+    (params, config, enc, gather, init, emb, word_drop, dec, drop, out, ce_cache, attended, maskf,
      (B, T, N, L, D), words_shape) = cache
     # One zeroed buffer for all gradients (rawcap.flat): the optimizer's work is then one
     # operation on it. The gradients computed as new arrays are copied into it at the end.
@@ -328,7 +330,7 @@ def backward(cache):
     dalphas = config.lambda_alpha * 2 * (attended - 1)[:, None, :] * maskf[:, :, None] / B
     dfeats, dproj, dh, dc, dwords, decoder_grads = ops.decoder_backward(dhs, dalphas, dec)
     grads.update(decoder_grads)
-    grads["embed_w"] = ops.embedding_backward(dwords, emb)
+    grads["embed_w"] = ops.embedding_backward(nn.dropout_backward(dwords, word_drop), emb)
     dfeats += init_decoder_backward(dproj, dh, dc, init, grads)
     dfeats_img = ops.embedding_backward(dfeats.reshape(B, L * D), gather).reshape(N, L, D)
     encode_backward(dfeats_img, enc, config, grads)

@@ -79,6 +79,7 @@ def model_config(args, cache):
     return Config(vocab_size=vocab_size, image_size=size, channels=tuple(args.channels),
                   embed_size=args.embed_size, hidden_size=args.hidden_size,
                   attention_size=args.attention_size, dropout=args.dropout,
+                  embed_dropout=args.embed_dropout,
                   lambda_alpha=args.lambda_alpha, weight_decay=args.weight_decay,
                   f_beta=not args.no_f_beta, blind=args.blind, batchnorm=args.batchnorm,
                   residual=args.residual,

@@ -99,6 +99,8 @@ def build_parser():
     g.add_argument("--hidden-size", type=positive_int, default=128, help="hidden size H of the LSTM (or RNN)")
     g.add_argument("--attention-size", type=positive_int, default=64, help="attention size A")
     g.add_argument("--dropout", type=dropout_rate, default=0.3, help="dropout before the output layer")
+    g.add_argument("--embed-dropout", type=dropout_rate, default=0.0,
+                   help="dropout on the word vectors, the LSTM's word input")
     g.add_argument("--lambda-alpha", type=nonnegative_float, default=0.02,
                    help="doubly stochastic attention penalty")
     g.add_argument("--weight-decay", type=nonnegative_float, default=0.0, help="L2 penalty on the weights")

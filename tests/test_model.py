@@ -7,7 +7,7 @@ from rawcap.model import (Config, encode, init_params, is_statistic, loss_and_gr
                           running_statistics, trainable)
 
 TINY = dict(vocab_size=7, image_size=8, channels=(3, 4), embed_size=5, hidden_size=6,
-            attention_size=4, dropout=0.3, lambda_alpha=0.7, weight_decay=0.01)
+            attention_size=4, dropout=0.3, embed_dropout=0.2, lambda_alpha=0.7, weight_decay=0.01)
 
 
 def tiny_batch(rng):
