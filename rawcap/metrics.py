@@ -73,23 +73,34 @@ def bleu(references, hypotheses, max_n=4):
     check_captions(references, hypotheses)
     if max_n < 1:
         raise ValueError(f"max_n must be at least 1, got {max_n}")
-    correct, guessed = [0] * max_n, [0] * max_n
-    hyp_length = ref_length = 0
-    for refs, hyp in zip(references, hypotheses):
-        hyp_length += len(hyp)
-        ref_length += min((len(ref) for ref in refs), key=lambda n: (abs(n - len(hyp)), n))
-        for n in range(1, max_n + 1):
-            ref_counts = [ngrams(ref, n) for ref in refs]
-            correct[n - 1] += sum(min(count, max(c[gram] for c in ref_counts))
-                                  for gram, count in ngrams(hyp, n).items())
-            guessed[n - 1] += max(len(hyp) - n + 1, 0)
-    scores, product = [], 1.0
-    for n in range(max_n):
-        product *= (correct[n] + TINY) / (guessed[n] + SMALL)
-        scores.append(product ** (1 / (n + 1)))
+    totals = sum(bleu_counts(refs, hyp, max_n) for refs, hyp in zip(references, hypotheses))
+    return [float(score) for score in bleu_from_counts(totals)]
+
+
+def bleu_counts(refs, hyp, max_n=4):
+    """One image's share of corpus BLEU -> float array [2 + 2 max_n]:
+    c = |hyp|, r = the closest reference length, then correct_n, guessed_n for n = 1..max_n
+    (the terms `bleu` sums over the images)."""
+    counts = [len(hyp), min((len(ref) for ref in refs), key=lambda n: (abs(n - len(hyp)), n))]
+    for n in range(1, max_n + 1):
+        ref_counts = [ngrams(ref, n) for ref in refs]
+        counts += [sum(min(count, max(c[gram] for c in ref_counts))
+                       for gram, count in ngrams(hyp, n).items()),
+                   max(len(hyp) - n + 1, 0)]
+    return np.array(counts, dtype=float)
+
+
+def bleu_from_counts(totals):
+    """BLEU-1..max_n from `bleu_counts` summed over the images: totals[..., 2 + 2 max_n] ->
+    scores[..., max_n]. Leading axes are kept: one row per resample of a bootstrap (rawcap.compare)."""
+    totals = np.asarray(totals, dtype=float)
+    hyp_length, ref_length = totals[..., 0], totals[..., 1]
+    correct, guessed = totals[..., 2::2], totals[..., 3::2]
+    products = np.cumprod((correct + TINY) / (guessed + SMALL), axis=-1)     # p_1 ... p_n
+    scores = products ** (1 / np.arange(1, correct.shape[-1] + 1))
     ratio = (hyp_length + TINY) / (ref_length + SMALL)
-    penalty = math.exp(1 - 1 / ratio) if ratio < 1 else 1.0
-    return [score * penalty for score in scores]
+    penalty = np.exp(1 - 1 / np.minimum(ratio, 1))                    # 1 where c >= r
+    return scores * penalty[..., None]
 
 
 def lcs_length(a, b):
