@@ -25,7 +25,7 @@ import sys
 import numpy as np
 
 from .cli import HelpFormatter, existing_file, positive_int
-from .data.cache import open_cache
+from .data.cache import read_references
 from .metrics import CiderD, bleu_counts, bleu_from_counts
 
 METRICS = ("BLEU-4", "CIDEr-D")
@@ -43,12 +43,11 @@ def paired_bootstrap(references, hypotheses_a, hypotheses_b, samples=10000, seed
                          f"{len(hypotheses_a)} and {len(hypotheses_b)} captions: give each image "
                          f"one caption of each model")
     cider = CiderD(references)
-    per_image = {}                                   # metric -> (A's, B's) per-image values
-    for label, hypotheses in (("a", hypotheses_a), ("b", hypotheses_b)):
-        per_image.setdefault("BLEU-4", []).append(
+    per_image = {metric: [] for metric in METRICS}     # metric -> [A's, B's] per-image values
+    for hypotheses in (hypotheses_a, hypotheses_b):
+        per_image["BLEU-4"].append(
             np.array([bleu_counts(refs, hyp) for refs, hyp in zip(references, hypotheses)]))
-        per_image.setdefault("CIDEr-D", []).append(
-            np.array([cider.score(i, hyp) for i, hyp in enumerate(hypotheses)]))
+        per_image["CIDEr-D"].append(np.array([cider.score(i, hyp) for i, hyp in enumerate(hypotheses)]))
     # A draw as weights: times[r, i] = how often draw r took image i (the I-image set itself
     # is times = 1 everywhere). A metric's score of a draw is then a weighted sum over images.
     images = len(references)
@@ -93,13 +92,8 @@ def read_captions(path):
 def references_of(cache, names, path):
     """The reference token lists of each image in `names`, from the cache; ValueError naming
     `path` (the captions file) for an image the cache does not have."""
-    with open_cache(cache) as f:
-        filenames = f["filenames"].asstr()[:]
-        texts = f["caption_text"].asstr()[:]
-        owner = f["caption_image"][:]
-    by_name = {}
-    for text, row in zip(texts, owner):
-        by_name.setdefault(filenames[row], []).append(text.split())
+    references, filenames = read_references(cache)
+    by_name = {filenames[row]: refs for row, refs in references.items()}
     missing = [name for name in names if name not in by_name]
     if missing:
         raise ValueError(f"{path}: {len(missing)} images are not in {cache}, e.g. {missing[0]}: "

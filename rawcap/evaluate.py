@@ -24,7 +24,7 @@ from .checkpoint import CheckpointError
 from .data.batches import CaptionBatches
 from .cli import (HelpFormatter, existing_dir, existing_file, list_of, nonnegative_float, output_dir,
                   positive_int)
-from .data.cache import cache_path_for, check_cache, open_cache, prepare
+from .data.cache import cache_path_for, check_cache, open_cache, prepare, read_references
 from .data.vocab import Vocabulary
 from .decode import LENGTH_NORMALIZATION, decode, decoding
 from .metrics import format_table, score_captions
@@ -36,12 +36,7 @@ def generate_split(params, config, cache_path, split, beam=1, batch_size=50, max
     """Caption every image of `split` -> (file names, generated token lists, reference token lists)."""
     with open_cache(cache_path) as f:
         vocab = Vocabulary.from_json(f.attrs["vocab"])
-        filenames = f["filenames"].asstr()[:]
-        texts = f["caption_text"].asstr()[:]
-        owner = f["caption_image"][:]
-    references = {}
-    for text, row in zip(texts, owner):
-        references.setdefault(int(row), []).append(text.split())
+    references, filenames = read_references(cache_path, split)
     loader = CaptionBatches(cache_path, split, batch_size, per_image=True)
     some_param = next(iter(params.values()))
     xp = array_module(some_param)

@@ -24,8 +24,7 @@ come from exactly the distribution whose log-probabilities the loss differentiat
 import numpy as np
 
 from .backend import array_module
-from .data.cache import open_cache
-from .data.flickr8k import SPLITS
+from .data.cache import open_cache, read_references
 from .data.vocab import END_ID, PAD_ID, START_ID, Vocabulary
 from .decode import greedy_decode, sample_decode
 from .metrics import CiderD
@@ -44,13 +43,7 @@ class CiderReward:
     def __init__(self, cache_path):
         with open_cache(cache_path) as f:
             self.vocab = Vocabulary.from_json(f.attrs["vocab"])
-            split, owner = f["split"][:], f["caption_image"][:]
-            texts = f["caption_text"].asstr()[:]
-        train = SPLITS.index("train")
-        references = {}
-        for text, row in zip(texts, owner):
-            if split[row] == train:
-                references.setdefault(int(row), []).append(text.split())
+        references, _ = read_references(cache_path, "train")
         if not references:
             raise ValueError(f"{cache_path}: the train split has no captions to reward against")
         self.index = {row: i for i, row in enumerate(references)}

@@ -244,6 +244,20 @@ def open_cache(path):
     return file
 
 
+def read_references(path, split=None):
+    """Every reference caption of the cache at `path`, as the metrics take them
+    -> {image row: [token list, ...]} (of one split only if `split` names it), file names[rows]."""
+    with open_cache(path) as f:
+        filenames = f["filenames"].asstr()[:]
+        texts = f["caption_text"].asstr()[:]
+        owner, image_split = f["caption_image"][:], f["split"][:]
+    references = {}
+    for text, row in zip(texts, owner):
+        if split is None or image_split[row] == SPLITS.index(split):
+            references.setdefault(int(row), []).append(text.split())
+    return references, filenames
+
+
 def cache_resize(attrs):
     """How a cache's images were resized: its `resize` attribute; caches written before it
     existed were all centre-cropped."""
