@@ -266,12 +266,23 @@ def policy_gradient_check(rng, N=4, T=3, V=6):
                       args, ("logits",))
 
 
+def soft_cross_entropy_check(rng, N=4, V=6):
+    """Soft targets: rows that are distributions, one of them one-hot, and one all zero."""
+    q = rng.random((N, V))
+    q /= q.sum(axis=1, keepdims=True)
+    q[1] = np.eye(V)[V - 1]
+    q[-1] = 0.0
+    args = dict(logits=rng.standard_normal((N, V)), q=q)
+    return LayerCheck("soft_cross_entropy", layers.soft_cross_entropy_forward,
+                      layers.soft_cross_entropy_backward, args, ("logits",))
+
+
 CHECKS = {build.__name__.removesuffix("_check"): build for build in (
     conv2d_check, maxpool2d_check, batchnorm2d_train_check, batchnorm2d_eval_check, relu_check,
     bias_relu_check, sigmoid_check, tanh_check, dropout_check,
     affine_check, embedding_check, rnn_step_check, rnn_check,
     lstm_pointwise_check, lstm_step_check, lstm_check, attention_check, softmax_cross_entropy_check,
-    policy_gradient_check)}
+    policy_gradient_check, soft_cross_entropy_check)}
 
 
 def verdict(error):

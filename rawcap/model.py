@@ -16,6 +16,10 @@ V vocabulary, T time steps.
     logits = dropout(h) @ Wout + bout          (dropout_E: Config.embed_dropout, on the word vectors)
     loss = CE(logits, targets, mask) + lambda_alpha * mean_n sum_l (1 - sum_t mask_t alpha_tl)^2
            + weight_decay / 2 * (sum of squared weights; biases excluded)
+           + bag_of_words * CE(softmax(mean_l feats_img @ Wbow + bbow), q)
+    (the bag-of-words loss, Config.bag_of_words > 0: from its mean feature, each image predicts
+    q, the share of each word among the words of its captions in the batch; it trains the
+    encoder directly on what the captions name, and is not used to caption)
 
 Every piece is a layer from rawcap.layers; `loss` runs them forward, then backward in reverse.
 The decoder (init_decoder, then the T steps as one op, `ops.decoder_forward/backward`) is in
@@ -34,7 +38,7 @@ import numpy as np
 
 from . import layers as nn
 from .backend import array_module, ops
-from .data.vocab import PAD_ID, START_ID
+from .data.vocab import PAD_ID, START_ID, UNK_ID
 from .decoder import init_decoder, init_decoder_backward
 from .flat import flatten
 
@@ -55,6 +59,7 @@ class Config:
     embed_dropout: float = 0.0          # dropout on the word vectors, the LSTM's word input
     lambda_alpha: float = 0.02          # ~1/L: the penalty sums over L locations
     weight_decay: float = 0.0
+    bag_of_words: float = 0.0           # weight of the bag-of-words loss on the encoder (0: none)
     f_beta: bool = True
     cell: str = "lstm"                  # the decoder's recurrent cell: "lstm" or "rnn" (vanilla, tanh)
     blind: bool = False                 # zero the image features: the captioner cannot look
@@ -131,6 +136,9 @@ def init_params(config, rng, dtype=np.float32):
         p["lstm_wh"] = normal((H, 4 * H), H)
         p["lstm_b"] = np.zeros(4 * H, dtype)
         p["lstm_b"][H:2 * H] = 1.0               # forget gate open at the start
+    if config.bag_of_words:     # drawn last: the other parameters are the same with or without
+        p["bow_w"] = normal((D, V), D)
+        p["bow_b"] = np.zeros(V, dtype)
     return p
 
 
@@ -257,7 +265,7 @@ def loss_and_grads(params, config, images, inputs, targets, mask, caption_image,
     statistics: a dict that receives the batchnorm running statistics updated by this batch
     (train mode), for the caller to put into params after the step; None: not wanted.
     train: batchnorm uses the batch's statistics (True) or the running ones (False).
-    -> loss, {"ce", "attention", "decay"} parts, grads keyed like trainable(params). The loss
+    -> loss, {"ce", "attention", "decay", "words"} parts, grads keyed like trainable(params). The loss
     and its parts are 0-d arrays (NumPy scalars on the CPU) on the arrays' device: float() reads
     one, which on a GPU waits for the step; optim.check_and_clip reads them all in one copy.
     """
@@ -305,17 +313,36 @@ def forward(params, config, images, inputs, targets, mask, caption_image, rng=No
         decay = config.weight_decay / 2 * sum((params[n] ** 2).sum() for n in decayed(params))
     else:
         decay = xp.zeros((), h.dtype)
+    words_loss, bow = xp.zeros((), h.dtype), None
+    if config.bag_of_words and advantages is None:     # (a sampled caption is no description)
+        bag = word_shares(targets, mask, caption_image, N, params["bow_b"].shape[0], h.dtype)
+        bow_logits, bow_affine = nn.affine_forward(feats_img.mean(axis=1), params["bow_w"],
+                                                   params["bow_b"])
+        words_loss, bow_ce = nn.soft_cross_entropy_forward(bow_logits, bag)
+        words_loss, bow = config.bag_of_words * words_loss, (bow_affine, bow_ce)
     # The parts stay on the device: reading one on the host makes the host wait for the GPU.
-    parts = {"ce" if advantages is None else "policy": ce, "attention": att_loss, "decay": decay}
+    parts = {"ce" if advantages is None else "policy": ce, "attention": att_loss, "decay": decay,
+             "words": words_loss}
     cache = (params, config, enc, gather, init, emb, word_drop, dec, drop, out,
-             (advantages is None, ce_cache), attended, maskf, (B, T, N, L, D), words.shape)
-    return ce + att_loss + decay, parts, cache
+             (advantages is None, ce_cache), attended, maskf, bow, (B, T, N, L, D), words.shape)
+    return ce + att_loss + decay + words_loss, parts, cache
+
+
+def word_shares(targets, mask, caption_image, N, V, dtype):
+    """q[N, V]: the share of word v among the words of image n's captions (targets[B, T] where
+    mask, <end> and <unk> left out; caption_image[B] the image of each caption). Each row sums
+    to 1 (to 0 for an image without a word)."""
+    xp = array_module(targets)
+    counted = mask & (targets > UNK_ID)                           # ids 0-3 are <pad> ... <unk>
+    slots = (caption_image[:, None] * V + targets).ravel()        # row n, column v: n * V + v
+    counts = xp.bincount(slots, weights=counted.ravel(), minlength=N * V).reshape(N, V)
+    return (counts / xp.maximum(counts.sum(axis=1, keepdims=True), 1)).astype(dtype)
 
 
 def backward(cache):
     """The gradient of every parameter (a dict keyed like params) from forward's cache."""
     (params, config, enc, gather, init, emb, word_drop, dec, drop, out, ce_cache, attended, maskf,
-     (B, T, N, L, D), words_shape) = cache
+     bow, (B, T, N, L, D), words_shape) = cache
     # One zeroed buffer for all gradients (rawcap.flat): the optimizer's work is then one
     # operation on it. The gradients computed as new arrays are copied into it at the end.
     flat = flatten(trainable(params), fill=0)
@@ -333,6 +360,11 @@ def backward(cache):
     grads["embed_w"] = ops.embedding_backward(nn.dropout_backward(dwords, word_drop), emb)
     dfeats += init_decoder_backward(dproj, dh, dc, init, grads)
     dfeats_img = ops.embedding_backward(dfeats.reshape(B, L * D), gather).reshape(N, L, D)
+    if bow is not None:         # the mean over the L locations hands each 1/L of dmean
+        bow_affine, bow_ce = bow
+        dbow_logits = nn.soft_cross_entropy_backward(config.bag_of_words, bow_ce)
+        dmean, grads["bow_w"], grads["bow_b"] = nn.affine_backward(dbow_logits, bow_affine)
+        dfeats_img = dfeats_img + dmean[:, None, :] / L
     encode_backward(dfeats_img, enc, config, grads)
     for name, g in grads.items():
         if g is not flat[name]:

@@ -31,6 +31,7 @@ def fail(command, argv, capsys):
     (["--dropout", "1"], "--dropout: must be a probability in [0, 1), got 1"),
     (["--embed-dropout", "-0.1"], "--embed-dropout: must be a probability in [0, 1), got -0.1"),
     (["--clip", "-1"], "--clip: must be a number of 0 or more, got -1"),
+    (["--bag-of-words", "-1"], "--bag-of-words: must be a number of 0 or more, got -1"),
     (["--channels", "16,x"], "--channels: '16,x' is not a comma-separated list"),
     (["--channels", "16,0"], "--channels: every entry must be 1 or more"),
     (["--epochs", "two"], "--epochs: 'two' is not a whole number of 1 or more"),

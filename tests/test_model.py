@@ -3,11 +3,13 @@ import numpy as np
 import pytest
 
 from rawcap.gradcheck import TOLERANCE, numerical_gradient, relative_error
+from rawcap.data.vocab import END_ID, PAD_ID, UNK_ID
 from rawcap.model import (Config, encode, init_params, is_statistic, loss_and_grads,
-                          running_statistics, trainable)
+                          running_statistics, trainable, word_shares)
 
 TINY = dict(vocab_size=7, image_size=8, channels=(3, 4), embed_size=5, hidden_size=6,
-            attention_size=4, dropout=0.3, embed_dropout=0.2, lambda_alpha=0.7, weight_decay=0.01)
+            attention_size=4, dropout=0.3, embed_dropout=0.2, lambda_alpha=0.7, weight_decay=0.01,
+            bag_of_words=0.5)
 
 
 def tiny_batch(rng):
@@ -54,7 +56,7 @@ def test_loss_parts_add_up_and_blind_model_ignores_the_image():
     images, inputs, targets, mask, owner = tiny_batch(rng)
     loss, parts, _ = loss_and_grads(params, config, images, inputs, targets, mask, owner)
     assert loss == pytest.approx(sum(parts.values()))
-    assert parts["decay"] > 0 and parts["attention"] > 0 and parts["ce"] > 0
+    assert parts["decay"] > 0 and parts["attention"] > 0 and parts["ce"] > 0 and parts["words"] > 0
     blind = Config(**{**TINY, "weight_decay": 0.0}, blind=True)
     a = loss_and_grads(params, blind, images, inputs, targets, mask, owner)
     b = loss_and_grads(params, blind, rng.random(images.shape), inputs, targets, mask, owner)
@@ -153,3 +155,22 @@ def test_config_cell_defaults_to_lstm_for_old_checkpoints_and_rejects_others():
     assert Config.from_dict(Config(**TINY, cell="rnn").to_dict()).cell == "rnn"
     with pytest.raises(ValueError, match="cell must be one of lstm, rnn, got 'gru'"):
         Config(**TINY, cell="gru")
+
+
+def test_bag_of_words_targets_and_parameters():
+    """q counts each image's words over all its captions (no <end>, <unk> or masked tokens); the
+    option adds bow_w, bow_b and leaves every other parameter as it was drawn without it."""
+    targets = np.array([[4, 5, END_ID, PAD_ID], [4, UNK_ID, 6, END_ID], [6, 6, 4, 5]])
+    mask = np.array([[1, 1, 1, 0], [1, 1, 1, 1], [1, 1, 0, 0]], bool)
+    q = word_shares(targets, mask, np.array([1, 0, 1]), 3, 7, np.float32)
+    assert q.dtype == np.float32
+    np.testing.assert_allclose(q, [[0, 0, 0, 0, 1 / 2, 0, 1 / 2],
+                                   [0, 0, 0, 0, 1 / 4, 1 / 4, 1 / 2],
+                                   [0] * 7], rtol=1e-7)           # image 2 has no caption here
+    config = Config(**TINY)
+    without = init_params(Config(**{**TINY, "bag_of_words": 0.0}), np.random.default_rng(0))
+    params = init_params(config, np.random.default_rng(0))
+    assert params.keys() - without.keys() == {"bow_w", "bow_b"}
+    assert params["bow_w"].shape == (4, 7)
+    for name, p in without.items():
+        np.testing.assert_array_equal(params[name], p)
