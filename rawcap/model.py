@@ -333,7 +333,7 @@ def word_shares(targets, mask, caption_image, N, V, dtype):
     mask, <end> and <unk> left out; caption_image[B] the image of each caption). Each row sums
     to 1 (to 0 for an image without a word)."""
     xp = array_module(targets)
-    counted = mask & (targets > UNK_ID)                           # ids 0-3 are <pad> ... <unk>
+    counted = (mask & (targets > UNK_ID)).astype(dtype)           # ids 0-3 are <pad> ... <unk>
     slots = (caption_image[:, None] * V + targets).ravel()        # row n, column v: n * V + v
     counts = xp.bincount(slots, weights=counted.ravel(), minlength=N * V).reshape(N, V)
     return (counts / xp.maximum(counts.sum(axis=1, keepdims=True), 1)).astype(dtype)
