@@ -22,6 +22,11 @@ has T. Beam search compares finished captions by score / tokens ** length_normal
 0 is the plain sum of log-probabilities, which favours short captions (every word costs
 probability); 1 is the mean log-probability per token. The default, 0.7, lies between them, as
 in Wu et al. 2016 (GNMT), who found 0.6 to 0.7 best for translation.
+
+An ensemble (params and config given as equal-length tuples: several trained models with one
+vocabulary) decodes as one model whose next-word log-probabilities are the mean of its
+members', each member running its own encoder and decoder state; the attention maps reported
+are the first member's.
 """
 from typing import NamedTuple
 
@@ -67,10 +72,20 @@ class Beams(NamedTuple):
     alphas: object
 
 
+def members(params, config):
+    """[(params, config), ...]: the models that decode together (one, or an ensemble's)."""
+    if isinstance(params, (tuple, list)):
+        if not isinstance(config, (tuple, list)) or len(config) != len(params) or not params:
+            raise ValueError("an ensemble needs as many configs as parameter sets, at least one")
+        return list(zip(params, config))
+    return [(params, config)]
+
+
 def decode(params, config, images, beam_size=1, max_length=20,
            length_normalization=LENGTH_NORMALIZATION):
     """images[B, 3, S, S] in [0, 1] -> Captions: greedy when beam_size is 1 (which has no use
-    for length_normalization), else beam search."""
+    for length_normalization), else beam search. params, config: one model's, or tuples of an
+    ensemble's (module docstring)."""
     if beam_size == 1:
         return greedy_decode(params, config, images, max_length)
     return beam_search(params, config, images, beam_size, max_length, length_normalization)
@@ -100,18 +115,17 @@ def _one_path(params, config, images, max_length, choose):
     """One caption per image, word by word: choose(log-probabilities [B, V]) -> words [B]."""
     _check(1, max_length)
     xp = array_module(images)
-    feats, proj, h, c = _start(params, config, images)
-    B, L = feats.shape[:2]
+    models = members(params, config)
+    states = _start(models, images)
+    B, L = states[0].feats.shape[:2]
     words = xp.full(B, START_ID)
     scores = xp.zeros(B, np.float64)
     lengths = xp.zeros(B, np.int64)                 # tokens generated, <end> included
     tokens = xp.zeros((B, max_length), np.int64)
-    alphas = xp.zeros((B, max_length, L), feats.dtype)
+    alphas = xp.zeros((B, max_length, L), states[0].feats.dtype)
     live = xp.ones(B, bool)
     for t in range(max_length):
-        h, c, alphas[:, t], _ = decode_step(params, config, feats, proj, h, c,
-                                            params["embed_w"][words])
-        logp = _log_probs(params, h)
+        states, logp, alphas[:, t] = _step(models, states, words)
         words = choose(logp)
         tokens[:, t] = words
         scores += xp.where(live, logp[xp.arange(B), words], 0.0)
@@ -129,22 +143,23 @@ def beam_search(params, config, images, beam_size=3, max_length=20,
     _check(beam_size, max_length, length_normalization)
     xp = array_module(images)
     K, T, a = beam_size, max_length, length_normalization
-    feats, proj, h, c = _start(params, config, images)
-    B, L = feats.shape[:2]
-    V = params["out_b"].shape[0]
+    models = members(params, config)
+    states = _start(models, images)
+    B, L = states[0].feats.shape[:2]
+    V = models[0][0]["out_b"].shape[0]
     # Row b * K + k is beam k of image b. The K rows of an image share its features, so feats
     # and proj never need reordering: a hypothesis's parent is always a row of the same image.
-    feats, proj, h, c = (xp.repeat(x, K, axis=0) for x in (feats, proj, h, c))
+    states = [State(*(xp.repeat(x, K, axis=0) for x in state)) for state in states]
     first = xp.full((B, K), -xp.inf)
     first[:, 0] = 0.0                       # K copies of <start>: keep one, or all K stay equal
     live = Beams(first, xp.zeros((B, K), np.int64), xp.zeros((B, K, T), np.int64),
-                 xp.zeros((B, K, T, L), feats.dtype))
+                 xp.zeros((B, K, T, L), states[0].feats.dtype))
     finished = live._replace(scores=xp.full((B, K), -xp.inf), lengths=xp.ones((B, K), np.int64))
     words = xp.full(B * K, START_ID)
     done = False
     for t in range(T):
-        h, c, alpha, _ = decode_step(params, config, feats, proj, h, c, params["embed_w"][words])
-        candidates = live.scores[:, :, None] + _log_probs(params, h).reshape(B, K, V)
+        states, logp, alpha = _step(models, states, words)
+        candidates = live.scores[:, :, None] + logp.reshape(B, K, V)
         flat = candidates.reshape(B, K * V)         # index k * V + w: beam k, then word w
         # Of each image's K best extensions, those that end in <end> are finished ...
         best = _top_k(flat, K)
@@ -156,7 +171,8 @@ def beam_search(params, config, images, beam_size=3, max_length=20,
         best = _top_k(flat, K)
         live = _extend(live, best, _take(flat, best), alpha, V, t)
         rows = (xp.arange(B)[:, None] * K + best // V).ravel()
-        h, c, words = h[rows], c[rows], (best % V).ravel()
+        states = [state._replace(h=state.h[rows], c=state.c[rows]) for state in states]
+        words = (best % V).ravel()
         # A live hypothesis only loses log-probability, but may gain tokens up to T.
         could_become = live.scores.max(axis=1) / T ** a
         done = bool((_normalised(finished, a)[:, -1] >= could_become).all())
@@ -178,11 +194,34 @@ def _check(beam_size, max_length, length_normalization=0.0):
         raise ValueError(f"length_normalization must be at least 0, got {length_normalization}")
 
 
-def _start(params, config, images):
-    """images[B, 3, S, S] -> feats[B, L, D], proj[B, L, A], h0[B, H], c0[B, H]."""
-    feats, _ = encode(params, config, images)
-    proj, h, c, _ = init_decoder(params, feats)
-    return feats, proj, h, c
+class State(NamedTuple):
+    """One model's decoder state: feats[B, L, D], proj[B, L, A], h[B, H], c[B, H]."""
+    feats: object
+    proj: object
+    h: object
+    c: object
+
+
+def _start(models, images):
+    """images[B, 3, S, S] -> each model's State at t = 0 (its features and h0, c0)."""
+    states = []
+    for params, config in models:
+        feats, _ = encode(params, config, images)
+        proj, h, c, _ = init_decoder(params, feats)
+        states.append(State(feats, proj, h, c))
+    return states
+
+
+def _step(models, states, words):
+    """One step of every model on the previous words[B] -> the new states, the mean of the
+    models' next-word log-probabilities [B, V], and the first model's attention alpha[B, L]."""
+    stepped, logp, alpha = [], 0.0, None
+    for (params, config), state in zip(models, states):
+        h, c, step_alpha, _ = decode_step(params, config, *state, params["embed_w"][words])
+        stepped.append(state._replace(h=h, c=c))
+        logp = logp + _log_probs(params, h)
+        alpha = step_alpha if alpha is None else alpha
+    return stepped, logp / len(models), alpha
 
 
 def _log_probs(params, h):

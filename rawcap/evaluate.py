@@ -3,12 +3,15 @@
     python -m rawcap.evaluate RUN_DIR_OR_CHECKPOINT [--split test] [--beam 3] [--length-penalty 0.7]
     python -m rawcap.evaluate --data-dir data/flickr8k --out scores/       # the shipped model
     python -m rawcap.evaluate RUN --split val --beam 1,2,3,5 --length-penalty 0,0.5,1   # a sweep
+    python -m rawcap.evaluate RUN_A RUN_B --split val --out ensemble/       # an ensemble
 
 Prints the metric table with its protocol and writes metrics_{split}.json (or metrics.json for
 the test split) and captions_{split}.json (file name -> generated caption) next to the run.
 Several beam sizes or length penalties make a sweep: every combination is scored on the split
 (val or train, never test: a sweep chooses, and choosing on test would make its scores
-optimistic), printed as a table and written to sweep_{split}.json.
+optimistic), printed as a table and written to sweep_{split}.json. Several runs decode as one
+ensemble (rawcap.decode: the mean of their next-word log-probabilities); they must share the
+vocabulary, image size and resize mode.
 """
 import argparse
 import json
@@ -26,7 +29,7 @@ from .cli import (HelpFormatter, existing_dir, existing_file, list_of, nonnegati
                   positive_int)
 from .data.cache import cache_path_for, check_cache, open_cache, prepare, read_references
 from .data.vocab import Vocabulary
-from .decode import LENGTH_NORMALIZATION, decode, decoding
+from .decode import LENGTH_NORMALIZATION, decode, decoding, members
 from .metrics import format_table, score_captions
 from .ship import describe, find_model, load_model, model_decoding
 
@@ -38,7 +41,7 @@ def generate_split(params, config, cache_path, split, beam=1, batch_size=50, max
         vocab = Vocabulary.from_json(f.attrs["vocab"])
     references, filenames = read_references(cache_path, split)
     loader = CaptionBatches(cache_path, split, batch_size, per_image=True)
-    some_param = next(iter(params.values()))
+    some_param = next(iter(members(params, config)[0][0].values()))
     xp = array_module(some_param)
     names, hypotheses, refs = [], [], []
     for batch in tqdm(loader.epoch(0), total=len(loader), desc=f"decode {split}", unit="batch",
@@ -142,12 +145,26 @@ def model_cache(args, config, meta, checkpoint):
     return cache
 
 
+def check_ensemble(checkpoints, models):
+    """Raise a ValueError unless the models can caption together: one vocabulary, image size
+    and resize mode (the images and the words are shared)."""
+    (first, (_, config, meta)), *rest = zip(checkpoints, models)
+    for path, (_, other, other_meta) in rest:
+        for what, a, b in (("vocabulary", meta["vocab"], other_meta["vocab"]),
+                           ("image size", config.image_size, other.image_size),
+                           ("resize mode", config.resize, other.resize)):
+            if a != b:
+                raise ValueError(f"{first} and {path} differ in their {what}: the models of "
+                                 f"an ensemble must share it")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m rawcap.evaluate", description=__doc__.split("\n\n")[0],
                                      formatter_class=HelpFormatter)
-    parser.add_argument("run", nargs="?",
+    parser.add_argument("run", nargs="*",
                         help="a run directory (uses best.h5) or a checkpoint file (default: the "
-                             "shipped model, or $RAWCAP_MODEL)")
+                             "shipped model, or $RAWCAP_MODEL); several decode as an ensemble, "
+                             "the mean of their next-word log-probabilities")
     parser.add_argument("--split", default="test", choices=["train", "val", "test"])
     parser.add_argument("--beam", metavar="K", type=list_of(positive_int),
                         help="beam size, 1 is greedy; several (1,2,3,5) make a sweep (default: "
@@ -171,17 +188,24 @@ def main(argv=None):
                         help="add METEOR (needs pycocoevalcap and Java; skipped with a warning otherwise)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)
-    if args.run is None and args.out is None:
+    if not args.run and args.out is None:
         parser.error("scoring the shipped model: give --out FOLDER for its json files")
+    if len(args.run) > 1 and args.out is None:
+        parser.error("scoring an ensemble: give --out FOLDER for its json files")
     try:
-        checkpoint = find_model(args.run)
-        params, config, meta = load_model(checkpoint)
-        print(f"model: {describe(checkpoint, meta)}")
+        checkpoints = [find_model(run) for run in args.run or [None]]
+        models = [load_model(checkpoint) for checkpoint in checkpoints]
+        for checkpoint, (_, _, meta) in zip(checkpoints, models):
+            print(f"model: {describe(checkpoint, meta)}")
+        check_ensemble(checkpoints, models)
+        checkpoint, (params, config, meta) = checkpoints[0], models[0]
+        if len(models) > 1:
+            params, config = tuple(m[0] for m in models), tuple(m[1] for m in models)
         beam, penalty = model_decoding(meta)
         args.beam = args.beam or [beam]
         args.length_penalty = [penalty] if args.length_penalty is None else args.length_penalty
         is_sweep = len(args.beam) > 1 or len(args.length_penalty) > 1
-        cache = model_cache(args, config, meta, checkpoint)
+        cache = model_cache(args, models[0][1], meta, checkpoint)
         if is_sweep:
             rows = sweep(params, config, cache, args.split, args.beam, args.length_penalty,
                          progress=not args.quiet)
@@ -194,18 +218,19 @@ def main(argv=None):
         return 2
     out = Path(args.out or checkpoint.parent)
     out.mkdir(parents=True, exist_ok=True)
+    # The checkpoint(s) as seen from out/: one path, or a list for an ensemble.
+    scored = [os.path.relpath(c, out) for c in checkpoints]
+    scored = scored[0] if len(scored) == 1 else scored
     if is_sweep:
         print(format_sweep(rows))
         sweep_file = out / f"sweep_{args.split}.json"
-        write_json(sweep_file, {"split": args.split, "checkpoint": os.path.relpath(checkpoint, out),
-                                "rows": rows})
+        write_json(sweep_file, {"split": args.split, "checkpoint": scored, "rows": rows})
         print(f"wrote {sweep_file}")
         return 0
     print(format_table(scores, protocol))
     metrics_file = out / ("metrics.json" if args.split == "test" else f"metrics_{args.split}.json")
     captions_file = out / f"captions_{args.split}.json"
-    write_json(metrics_file, {**scores, "protocol": protocol,    # the checkpoint from out/
-                              "checkpoint": os.path.relpath(checkpoint, out)})
+    write_json(metrics_file, {**scores, "protocol": protocol, "checkpoint": scored})
     write_json(captions_file, captions)
     print(f"wrote {metrics_file} and {captions_file}")
     return 0

@@ -81,6 +81,7 @@ def test_caption_refuses_bad_arguments_before_captioning(tmp_path, monkeypatch, 
     (["run", "--length-penalty", "0,-1"], "--length-penalty: must be a number of 0 or more, got -1"),
     (["run", "--cache", "nowhere.h5"], "--cache: nowhere.h5: no such file"),
     (["run", "--out", "run"], "--out: run is a file, not a folder"),
+    (["run", "run"], "scoring an ensemble: give --out FOLDER"),
 ], ids=lambda v: " ".join(v) if isinstance(v, list) else None)
 def test_evaluate_refuses_bad_arguments(tmp_path, monkeypatch, capsys, argv, says):
     monkeypatch.chdir(tmp_path)

@@ -311,6 +311,27 @@ def test_evaluate_reproduces_the_run_metrics(run_a, in_workdir, tmp_path, capsys
             == json.loads((run_a.path / "captions_test.json").read_text()))
 
 
+def test_evaluate_of_a_run_with_itself_is_the_run(run_a, in_workdir, tmp_path, capsys):
+    """An ensemble of two copies of one model averages equal log-probabilities: the same captions."""
+    argv = [str(run_a.path), str(run_a.path / "best.h5"), "--split", "test", "--beam", "3"]
+    assert evaluate.main(argv + ["--out", str(tmp_path)]) == 0
+    assert capsys.readouterr().out.count("model: ") == 2
+    assert (json.loads((tmp_path / "captions_test.json").read_text())
+            == json.loads((run_a.path / "captions_test.json").read_text()))
+    assert len(json.loads((tmp_path / "metrics.json").read_text())["checkpoint"]) == 2
+
+
+@pytest.mark.parametrize("change, says", [
+    (dict(image_size=16), "differ in their image size"), (dict(resize="squash"), "differ in their resize mode"),
+    (dict(vocab=["other"]), "differ in their vocabulary")])
+def test_an_ensemble_must_share_vocabulary_image_size_and_resize(change, says):
+    config, meta = Config(vocab_size=9, image_size=8, channels=(4,)), {"vocab": ["a"]}
+    other = Config(**{**config.to_dict(), **{k: v for k, v in change.items() if k != "vocab"}})
+    models = [({}, config, meta), ({}, other, {"vocab": change.get("vocab", ["a"])})]
+    with pytest.raises(ValueError, match=f"a.h5 and b.h5 {says}"):
+        evaluate.check_ensemble(["a.h5", "b.h5"], models)
+
+
 @pytest.mark.parametrize("what", ["missing run directory", "not a checkpoint", "empty directory"])
 def test_evaluate_rejects_what_is_not_a_run(tmp_path, capsys, what):
     path = tmp_path / "nowhere"

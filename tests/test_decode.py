@@ -271,3 +271,43 @@ def test_bad_sizes_raise(kwargs):
     config, params, images = tiny_model(0)
     with pytest.raises(ValueError, match=next(iter(kwargs))):
         beam_search(params, config, images, **kwargs)
+
+
+@pytest.mark.parametrize("search", [greedy_decode, beam_search])
+def test_an_ensemble_of_one_model_or_of_two_copies_decodes_as_the_model(search):
+    config, params, images = tiny_model(13)
+    alone = search(params, config, images, max_length=6)
+    for ensemble in ((params,), (params, params)):
+        got = search(ensemble, (config,) * len(ensemble), images, max_length=6)
+        assert got.tokens == alone.tokens
+        np.testing.assert_allclose(got.scores, alone.scores, rtol=1e-12)
+        for a, b in zip(got.alphas, alone.alphas):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_an_ensemble_follows_the_mean_of_its_members_log_probabilities():
+    """Greedy on two different models = argmax of the mean of their per-image reference
+    log-probabilities, word by word; the score is the sum of those means."""
+    (config, first, images), (_, second, _) = tiny_model(14), tiny_model(15)
+    got = greedy_decode((first, second), (config, config), images, max_length=6)
+    for i, image in enumerate(images):
+        words = []
+        while True:
+            logp = (run_words(first, config, image, words)[-1]
+                    + run_words(second, config, image, words)[-1]) / 2
+            if logp.argmax() == END_ID or len(words) == 6:
+                break
+            words.append(int(logp.argmax()))
+        assert got.tokens[i] == words
+        steps = [(run_words(first, config, image, words[:t])[-1]
+                  + run_words(second, config, image, words[:t])[-1]) / 2 for t in range(len(words) + 1)]
+        total = sum(steps[t][w] for t, w in enumerate(words))
+        total += steps[len(words)][END_ID] if len(words) < 6 else 0.0
+        assert got.scores[i] == pytest.approx(total, rel=1e-12)
+    assert got.tokens != greedy_decode(first, config, images, max_length=6).tokens
+
+
+def test_an_ensemble_needs_a_config_per_model():
+    config, params, images = tiny_model(0)
+    with pytest.raises(ValueError, match="as many configs"):
+        greedy_decode((params, params), (config,), images)
