@@ -265,9 +265,10 @@ def loss_and_grads(params, config, images, inputs, targets, mask, caption_image,
     statistics: a dict that receives the batchnorm running statistics updated by this batch
     (train mode), for the caller to put into params after the step; None: not wanted.
     train: batchnorm uses the batch's statistics (True) or the running ones (False).
-    -> loss, {"ce", "attention", "decay", "words"} parts, grads keyed like trainable(params). The loss
-    and its parts are 0-d arrays (NumPy scalars on the CPU) on the arrays' device: float() reads
-    one, which on a GPU waits for the step; optim.check_and_clip reads them all in one copy.
+    -> loss, {"ce", "attention", "decay", "words"} parts, grads keyed like trainable(params).
+    The loss and its parts are 0-d arrays (NumPy scalars on the CPU) on the arrays' device:
+    float() reads one, which on a GPU waits for the step; optim.check_and_clip reads them all
+    in one copy.
     """
     loss, parts, cache = forward(params, config, images, inputs, targets, mask, caption_image, rng,
                                  train)
