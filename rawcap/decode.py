@@ -35,6 +35,7 @@ import numpy as np
 from .backend import array_module, to_numpy
 from .data.vocab import END_ID, PAD_ID, START_ID
 from .decoder import decode_step, init_decoder
+from .layers.loss import log_softmax
 from .model import encode
 
 LENGTH_NORMALIZATION = 0.7
@@ -227,11 +228,9 @@ def _step(models, states, words):
 def _log_probs(params, h):
     """h[N, H] -> log-probabilities of the next word [N, V], by a stable log-softmax
     (x - max - log sum exp(x - max)); <pad> and <start> get -inf, so are never chosen."""
-    xp = array_module(h)
     logits = h @ params["out_w"] + params["out_b"]
-    logits[:, [PAD_ID, START_ID]] = -xp.inf
-    shifted = logits - logits.max(axis=1, keepdims=True)
-    return shifted - xp.log(xp.exp(shifted).sum(axis=1, keepdims=True))
+    logits[:, [PAD_ID, START_ID]] = -array_module(h).inf
+    return log_softmax(logits, out=logits)
 
 
 def _top_k(x, k):

@@ -26,6 +26,16 @@ def check_inputs(where, logits, targets, mask, targets_name="targets"):
     return mask
 
 
+def log_softmax(logits, out=None):
+    """logits[..., V] -> log p[..., V] = logits - logsumexp(logits) over the last axis, the row
+    maximum subtracted first (so any logits stay finite). out: where to write it (logits itself
+    when the caller needs them no more)."""
+    xp = array_module(logits)
+    log_p = xp.subtract(logits, logits.max(axis=-1, keepdims=True), out=out)   # shifted: no overflow
+    log_p -= xp.log(xp.exp(log_p).sum(axis=-1, keepdims=True))                # shifted - log Z
+    return log_p
+
+
 def softmax_cross_entropy_forward(logits, targets, mask, overwrite_logits=False):
     """logits[N, T, V] float, targets[N, T] int in [0, V), mask[N, T] bool or 0/1 -> loss (0-d), cache.
 
@@ -34,9 +44,7 @@ def softmax_cross_entropy_forward(logits, targets, mask, overwrite_logits=False)
     """
     mask = check_inputs("softmax_cross_entropy_forward", logits, targets, mask)
     xp = array_module(logits)
-    log_p = xp.subtract(logits, logits.max(axis=2, keepdims=True),      # shifted: no overflow
-                        out=logits if overwrite_logits else None)
-    log_p -= xp.log(xp.exp(log_p).sum(axis=2, keepdims=True))          # shifted - log Z [N, T, V]
+    log_p = log_softmax(logits, out=logits if overwrite_logits else None)    # [N, T, V]
     log_p_target = xp.take_along_axis(log_p, targets[:, :, None], axis=2)[:, :, 0]
     count = xp.maximum(mask.sum(), 1)
     loss = (mask * -log_p_target).sum() / count

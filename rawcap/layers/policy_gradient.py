@@ -18,7 +18,7 @@ docs/backprop.md.
 """
 from ..backend import array_module
 from .checks import Dims
-from .loss import check_inputs
+from .loss import check_inputs, log_softmax
 
 
 def policy_gradient_forward(logits, tokens, mask, advantages):
@@ -29,8 +29,7 @@ def policy_gradient_forward(logits, tokens, mask, advantages):
     dims.check("logits", logits, "N T V")
     dims.check("advantages", advantages, "N")
     xp = array_module(logits)
-    shifted = logits - logits.max(axis=2, keepdims=True)                 # no overflow
-    log_p = shifted - xp.log(xp.exp(shifted).sum(axis=2, keepdims=True))
+    log_p = log_softmax(logits)
     log_p_token = xp.take_along_axis(log_p, tokens[:, :, None], axis=2)[:, :, 0]
     N = logits.shape[0]
     # where, not mask * log_p: a masked position may hold a token of probability 0 (log -inf)

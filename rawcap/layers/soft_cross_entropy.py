@@ -14,6 +14,7 @@ bag-of-words loss, where q[n] is the share of each word among the words of image
 """
 from ..backend import array_module
 from .checks import Dims
+from .loss import log_softmax
 
 
 def soft_cross_entropy_forward(logits, q):
@@ -22,8 +23,7 @@ def soft_cross_entropy_forward(logits, q):
     dims.check("logits", logits, "N V")
     dims.check("q", q, "N V")
     xp = array_module(logits)
-    shifted = logits - logits.max(axis=1, keepdims=True)               # no overflow
-    log_p = shifted - xp.log(xp.exp(shifted).sum(axis=1, keepdims=True))
+    log_p = log_softmax(logits)
     loss = -(q * log_p).sum() / logits.shape[0]
     return loss, (xp.exp(log_p), q)
 
