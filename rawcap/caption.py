@@ -3,12 +3,15 @@
     python -m rawcap.caption photo.jpg more_photos/ [--beam K] [--length-penalty ALPHA]
         [--attention attention.png] [--json captions.json]
     python -m rawcap.caption runs/shapes photo.jpg          # a run's best.h5, or any checkpoint
+    python -m rawcap.caption runs/a runs/b/last.h5 photo.jpg    # two models as an ensemble
 
 The first argument is the model when it is a .h5 file or a run directory (a folder holding
 best.h5 or last.h5); otherwise every argument is an image and the model is the one the package
-ships (rawcap.ship; $RAWCAP_MODEL names another file). Which model it is goes to stderr. It
-decodes with the beam size and length penalty the shipped model was chosen with on val (a
-training checkpoint: beam 3, 0.7), unless --beam or --length-penalty says otherwise.
+ships (rawcap.ship; $RAWCAP_MODEL names another file). Several models before the images caption
+together, as an ensemble (rawcap.decode: the mean of their log-probabilities; the attention
+drawn is the first model's). Which model it is goes to stderr. It decodes with the beam size
+and length penalty the shipped model (or the first model) was chosen with on val (a training
+checkpoint: beam 3, 0.7), unless --beam or --length-penalty says otherwise.
 
 Any file Pillow opens works, of any size and aspect: it goes through exactly the training
 preprocessing (rawcap.data.images: EXIF rotation, RGB, then centre crop or squash to S x S as
@@ -29,7 +32,7 @@ from .cli import HelpFormatter, image_file, nonnegative_float, positive_int, wri
 from .data.images import ImageError, load_image
 from .data.vocab import Vocabulary
 from .decode import decode
-from .evaluate import write_json
+from .evaluate import check_ensemble, write_json
 from .ship import describe, find_model, load_model, model_decoding
 
 
@@ -93,11 +96,11 @@ def attention_paths(out, files):
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m rawcap.caption", description=__doc__.split("\n\n")[0],
                                      formatter_class=HelpFormatter,
-                                     usage="%(prog)s [options] [CHECKPOINT] IMAGE [IMAGE ...]")
-    parser.add_argument("images", nargs="+", metavar="[CHECKPOINT] IMAGE",
-                        help="image files or folders of images, after an optional checkpoint: a "
-                             ".h5 file or a run directory (default: the shipped model, or "
-                             "$RAWCAP_MODEL)")
+                                     usage="%(prog)s [options] [CHECKPOINT ...] IMAGE [IMAGE ...]")
+    parser.add_argument("images", nargs="+", metavar="[CHECKPOINT ...] IMAGE",
+                        help="image files or folders of images, after optional checkpoints: "
+                             ".h5 files or run directories, several for an ensemble (default: "
+                             "the shipped model, or $RAWCAP_MODEL)")
     parser.add_argument("--beam", type=positive_int,
                         help="beam size; 1 is greedy (default: the one the shipped model was "
                              "chosen with, else 3)")
@@ -111,26 +114,33 @@ def main(argv=None):
                         help="also write {image path: caption} as JSON")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     args = parser.parse_args(argv)
-    model = args.images.pop(0) if is_model(args.images[0]) else None
+    model_paths = []
+    while args.images and is_model(args.images[0]):
+        model_paths.append(args.images.pop(0))
     if not args.images:
-        parser.error(f"{model} is a model; give the images to caption after it")
+        parser.error(f"{model_paths[-1]} is a model; give the images to caption after it")
     files = list(image_files(args.images))
     empty = [p for p in args.images if Path(p).is_dir() and not any(f.parent == Path(p) for f in files)]
     if empty:
         parser.error(f"no image files in {', '.join(empty)}")
     try:
         xp = get_device(args.device)
-        checkpoint = find_model(model)
-        params, config, meta = load_model(checkpoint)
+        checkpoints = [find_model(path) for path in model_paths or [None]]
+        loaded = [load_model(checkpoint) for checkpoint in checkpoints]
+        check_ensemble(checkpoints, loaded)
     except (CheckpointError, RuntimeError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    print(f"model: {describe(checkpoint, meta)}", file=sys.stderr)
+    for checkpoint, (_, _, meta) in zip(checkpoints, loaded):
+        print(f"model: {describe(checkpoint, meta)}", file=sys.stderr)
+    _, config, meta = loaded[0]
     beam, penalty = model_decoding(meta)
     beam = args.beam or beam
     penalty = penalty if args.length_penalty is None else args.length_penalty
     vocab = Vocabulary(meta["vocab"])
-    params = {k: xp.asarray(v) for k, v in params.items()}
+    on_device = [{k: xp.asarray(v) for k, v in params.items()} for params, _, _ in loaded]
+    model = ((on_device[0], config) if len(loaded) == 1       # decode's (params, config)
+             else (tuple(on_device), tuple(c for _, c, _ in loaded)))
 
     failed, results = 0, {}
     grids = attention_paths(args.attention, files) if args.attention else [None] * len(files)
@@ -142,7 +152,7 @@ def main(argv=None):
             failed += 1
             continue
         pixels = xp.asarray(image[None].astype(np.float32) / 255)
-        captions = decode(params, config, pixels, beam_size=beam, length_normalization=penalty)
+        captions = decode(*model, pixels, beam_size=beam, length_normalization=penalty)
         words = vocab.decode(captions.tokens[0])
         results[str(path)] = " ".join(words)
         print(f"{path}: {results[str(path)]}")

@@ -75,6 +75,11 @@ def test_caption_refuses_bad_arguments_before_captioning(tmp_path, monkeypatch, 
     assert sorted(p.name for p in tmp_path.iterdir()) == ["empty", "photo.jpg"]
 
 
+def test_caption_needs_images_after_its_models(capsys):
+    err = fail(caption.main, ["a.h5", "b.h5"], capsys)
+    assert "b.h5 is a model; give the images to caption after it" in err
+
+
 @pytest.mark.parametrize("argv, says", [
     (["run", "--beam", "0"], "--beam: must be a whole number of 1 or more, got 0"),
     (["run", "--beam", "1,0"], "--beam: must be a whole number of 1 or more, got 0"),

@@ -392,6 +392,11 @@ def test_caption_reads_any_image_and_reports_bad_ones(run_a, workdir, tmp_path, 
     with Image.open(tmp_path / "one.png") as grid:
         assert grid.format == "PNG"
 
+    # Models before the images caption together: the run with itself as an ensemble is the run.
+    assert caption.main([str(run_a.path), str(run_a.path / "best.h5"), str(wide)]) == 0
+    out, err = capsys.readouterr()
+    assert parse_captions(out) == {str(wide): captions[str(wide)]} and err.count("model: ") == 2
+
 
 @pytest.mark.parametrize("resize", ["crop", "squash"])
 def test_caption_preprocesses_a_photo_the_way_the_checkpoint_says(run_a, tmp_path, capsys, resize):
