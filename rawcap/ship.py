@@ -7,7 +7,8 @@ The shipped file is a checkpoint of the usual format (rawcap.checkpoint: a SHA-2
 part, verified on load; written to a temporary file and renamed), holding only what decoding needs:
 
     params     the weights, float16 by default (half the bytes; load_model turns them back into
-               float32), and the batchnorm running statistics, kept float32
+               float32), and the batchnorm running statistics, kept float32; not the head of
+               the bag-of-words loss (--bag-of-words), which only trains the encoder
     optimizer  nothing
     meta       config (sizes, pixel mean and std, resize mode), vocabulary, the data options the
                vocabulary was built with, where the weights came from (run, epoch, val BLEU-4),
@@ -23,6 +24,7 @@ import argparse
 import json
 import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +36,7 @@ from .decode import BEAM_SIZE, LENGTH_NORMALIZATION, decoding
 SHIPPED = Path(__file__).parent / "weights" / "flickr8k.h5"
 ENVIRONMENT = "RAWCAP_MODEL"
 TRAINING_ONLY = ("args", "log", "dropout_rng", "batch", "epoch_loss", "epoch_batches")
+TRAINING_HEAD = ("bow_w", "bow_b")     # the bag-of-words loss's: it only trains the encoder
 
 
 def shipped_path():
@@ -99,6 +102,9 @@ def export(checkpoint, out, float16=True, beam=BEAM_SIZE, length_penalty=LENGTH_
     from .model import is_statistic
     params, _, meta = load_checkpoint(checkpoint)
     config = model_meta(meta, checkpoint)
+    if config.bag_of_words:                     # decoding never reads its head: leave it out
+        params = {k: v for k, v in params.items() if k not in TRAINING_HEAD}
+        config = replace(config, bag_of_words=0.0)
     dtype = np.float16 if float16 else np.float32
     small = {}
     for name, value in params.items():

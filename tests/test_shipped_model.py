@@ -86,6 +86,21 @@ def test_the_shipped_file_holds_what_decoding_needs_and_no_optimizer_state(workd
     assert shipped["float16"].stat().st_size < shipped["float32"].stat().st_size
 
 
+def test_the_head_of_the_bag_of_words_loss_is_left_out(workdir, tmp_path):
+    """It only trains the encoder (train --bag-of-words): decoding never reads it."""
+    params, optimizer, meta = load_checkpoint(workdir / "runs" / "A" / "best.h5")
+    D, V = params["att_feat_w"].shape[0], params["out_b"].shape[0]
+    head = {"bow_w": np.ones((D, V), np.float32), "bow_b": np.zeros(V, np.float32)}
+    from rawcap.checkpoint import save_checkpoint
+    save_checkpoint(tmp_path / "bow.h5", {**params, **head}, optimizer,
+                    dict(meta, config=dict(meta["config"], bag_of_words=0.5)))
+    assert ship.main([str(tmp_path / "bow.h5"), "--out", str(tmp_path / "s.h5")]) == 0
+    small, _, small_meta = load_checkpoint(tmp_path / "s.h5")
+    assert small.keys() == params.keys() and small_meta["config"] == meta["config"]
+    assert small_meta["shipped"]["parameters"] == sum(
+        v.size for k, v in params.items() if not k.endswith(("_running_mean", "_running_var")))
+
+
 def test_load_model_gives_float32_weights_and_refuses_a_damaged_file(shipped, tmp_path):
     params, config, meta = ship.load_model(shipped["float16"])
     assert all(v.dtype == np.float32 for v in params.values())
