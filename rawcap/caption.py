@@ -138,9 +138,9 @@ def main(argv=None):
     beam = args.beam or beam
     penalty = penalty if args.length_penalty is None else args.length_penalty
     vocab = Vocabulary(meta["vocab"])
-    on_device = [{k: xp.asarray(v) for k, v in params.items()} for params, _, _ in loaded]
-    model = ((on_device[0], config) if len(loaded) == 1       # decode's (params, config)
-             else (tuple(on_device), tuple(c for _, c, _ in loaded)))
+    # as decode takes them: an ensemble (of one model, it decodes as that model)
+    params = tuple({k: xp.asarray(v) for k, v in p.items()} for p, _, _ in loaded)
+    configs = tuple(c for _, c, _ in loaded)
 
     failed, results = 0, {}
     grids = attention_paths(args.attention, files) if args.attention else [None] * len(files)
@@ -152,7 +152,7 @@ def main(argv=None):
             failed += 1
             continue
         pixels = xp.asarray(image[None].astype(np.float32) / 255)
-        captions = decode(*model, pixels, beam_size=beam, length_normalization=penalty)
+        captions = decode(params, configs, pixels, beam_size=beam, length_normalization=penalty)
         words = vocab.decode(captions.tokens[0])
         results[str(path)] = " ".join(words)
         print(f"{path}: {results[str(path)]}")

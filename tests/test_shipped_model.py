@@ -16,11 +16,12 @@ import setuptools
 from PIL import Image
 
 from rawcap import caption, evaluate, ship, train
-from rawcap.checkpoint import CheckpointError, load_checkpoint
+from rawcap.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from rawcap.data.images import load_image
 from rawcap.data.shapes import generate_shapes
 from rawcap.data.vocab import Vocabulary
 from rawcap.decode import decode
+from rawcap.model import is_statistic
 
 TINY = ["--image-size", "32", "--channels", "4,8", "--embed-size", "8", "--hidden-size", "16",
         "--attention-size", "8", "--batch-size", "8", "--batchnorm", "--quiet"]
@@ -91,14 +92,13 @@ def test_the_head_of_the_bag_of_words_loss_is_left_out(workdir, tmp_path):
     params, optimizer, meta = load_checkpoint(workdir / "runs" / "A" / "best.h5")
     D, V = params["att_feat_w"].shape[0], params["out_b"].shape[0]
     head = {"bow_w": np.ones((D, V), np.float32), "bow_b": np.zeros(V, np.float32)}
-    from rawcap.checkpoint import save_checkpoint
     save_checkpoint(tmp_path / "bow.h5", {**params, **head}, optimizer,
                     dict(meta, config=dict(meta["config"], bag_of_words=0.5)))
     assert ship.main([str(tmp_path / "bow.h5"), "--out", str(tmp_path / "s.h5")]) == 0
     small, _, small_meta = load_checkpoint(tmp_path / "s.h5")
     assert small.keys() == params.keys() and small_meta["config"] == meta["config"]
     assert small_meta["shipped"]["parameters"] == sum(
-        v.size for k, v in params.items() if not k.endswith(("_running_mean", "_running_var")))
+        v.size for k, v in params.items() if not is_statistic(k))
 
 
 def test_load_model_gives_float32_weights_and_refuses_a_damaged_file(shipped, tmp_path):
@@ -115,7 +115,6 @@ def test_load_model_gives_float32_weights_and_refuses_a_damaged_file(shipped, tm
 def test_a_weight_beyond_float16_is_refused_with_a_hint(workdir, tmp_path, capsys):
     params, optimizer, meta = load_checkpoint(workdir / "runs" / "A" / "best.h5")
     params["out_b"][0] = 1e5
-    from rawcap.checkpoint import save_checkpoint
     save_checkpoint(tmp_path / "big.h5", params, optimizer, meta)
     assert ship.main([str(tmp_path / "big.h5"), "--out", str(tmp_path / "s.h5")]) == 2
     assert "out_b" in capsys.readouterr().err and not (tmp_path / "s.h5").exists()
@@ -238,7 +237,6 @@ def test_caption_reads_photos_of_every_kind(workdir, tmp_path, monkeypatch, caps
     photo as the model saw it) is the one drawn from those pixels."""
     params, optimizer, meta = load_checkpoint(workdir / "runs" / "A" / "best.h5")
     meta["config"]["resize"] = resize
-    from rawcap.checkpoint import save_checkpoint
     save_checkpoint(tmp_path / "run.h5", params, optimizer, meta)
     assert ship.main([str(tmp_path / "run.h5"), "--out", str(tmp_path / "model.h5")]) == 0
     monkeypatch.setenv(ship.ENVIRONMENT, str(tmp_path / "model.h5"))
