@@ -151,6 +151,11 @@ def resume_run(args, log):
     check_cache(cache, vocab=meta["vocab"], image_size=config.image_size,
                 fingerprint=meta["cache_fingerprint"], checkpoint=Path(args.resume) / "last.h5")
     run = Run(args.resume, "resume")
+    record_path = run.path / "config.json"
+    record = json.loads(record_path.read_text()) if record_path.is_file() else None
+    if record and record["train"]["epochs"] != args.epochs:   # a new --epochs: the record says so
+        record["train"]["epochs"] = args.epochs
+        write_json(record_path, record)
     for note in run.repair(meta) + [f"removed {name}, left by a killed process" for name in run.removed]:
         log(f"note: {note}")
     if meta["epoch"] >= args.epochs:
