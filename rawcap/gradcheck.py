@@ -277,12 +277,21 @@ def soft_cross_entropy_check(rng, N=4, V=6):
                       layers.soft_cross_entropy_backward, args, ("logits",))
 
 
+def uniform_cross_entropy_check(rng, N=3, T=4, V=7):
+    """Label smoothing's term, with a caption that ended early (masked steps get no gradient)."""
+    mask = np.ones((N, T), bool)
+    mask[0, 2:] = False
+    args = dict(logits=rng.standard_normal((N, T, V)), mask=mask)
+    return LayerCheck("uniform_cross_entropy", layers.uniform_cross_entropy_forward,
+                      layers.uniform_cross_entropy_backward, args, ("logits",))
+
+
 CHECKS = {build.__name__.removesuffix("_check"): build for build in (
     conv2d_check, maxpool2d_check, batchnorm2d_train_check, batchnorm2d_eval_check, relu_check,
     bias_relu_check, sigmoid_check, tanh_check, dropout_check,
     affine_check, embedding_check, rnn_step_check, rnn_check,
     lstm_pointwise_check, lstm_step_check, lstm_check, attention_check, softmax_cross_entropy_check,
-    policy_gradient_check, soft_cross_entropy_check)}
+    policy_gradient_check, soft_cross_entropy_check, uniform_cross_entropy_check)}
 
 
 def verdict(error):

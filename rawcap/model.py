@@ -14,10 +14,13 @@ V vocabulary, T time steps.
         h_t, c_t = lstm_step([dropout_E(embed(inputs_t)), beta * context], h_{t-1}, c_{t-1})
                    (cell="rnn": h_t = rnn_step([...], h_{t-1}); no c, no c0)
     logits = dropout(h) @ Wout + bout          (dropout_E: Config.embed_dropout, on the word vectors)
-    loss = CE(logits, targets, mask) + lambda_alpha * mean_n sum_l (1 - sum_t mask_t alpha_tl)^2
+    loss = (1 - eps) * CE(logits, targets, mask) + eps * UCE(logits, mask)
+           + lambda_alpha * mean_n sum_l (1 - sum_t mask_t alpha_tl)^2
            + weight_decay / 2 * (sum of squared weights; biases excluded)
            + bag_of_words * CE(softmax(mean_l feats_img @ Wbow + bbow), q)
-    (the bag-of-words loss, Config.bag_of_words > 0: from its mean feature, each image predicts
+    (label smoothing, eps = Config.label_smoothing: UCE is the cross-entropy against the uniform
+    distribution over the vocabulary, rawcap.layers.uniform_cross_entropy;
+    the bag-of-words loss, Config.bag_of_words > 0: from its mean feature, each image predicts
     q, the share of each word among the words of its captions in the batch; it trains the
     encoder directly on what the captions name, and is not used to caption)
 
@@ -60,6 +63,7 @@ class Config:
     lambda_alpha: float = 0.02          # ~1/L: the penalty sums over L locations
     weight_decay: float = 0.0
     bag_of_words: float = 0.0           # weight of the bag-of-words loss on the encoder (0: none)
+    label_smoothing: float = 0.0        # eps: the share of each target moved to the uniform word
     f_beta: bool = True
     cell: str = "lstm"                  # the decoder's recurrent cell: "lstm" or "rnn" (vanilla, tanh)
     blind: bool = False                 # zero the image features: the captioner cannot look
@@ -265,7 +269,8 @@ def loss_and_grads(params, config, images, inputs, targets, mask, caption_image,
     statistics: a dict that receives the batchnorm running statistics updated by this batch
     (train mode), for the caller to put into params after the step; None: not wanted.
     train: batchnorm uses the batch's statistics (True) or the running ones (False).
-    -> loss, {"ce", "attention", "decay", "words"} parts, grads keyed like trainable(params).
+    -> loss, {"ce", "smoothing", "attention", "decay", "words"} parts, grads keyed like
+    trainable(params).
     The loss and its parts are 0-d arrays (NumPy scalars on the CPU) on the arrays' device:
     float() reads one, which on a GPU waits for the step; optim.check_and_clip reads them all
     in one copy.
@@ -300,9 +305,14 @@ def forward(params, config, images, inputs, targets, mask, caption_image, rng=No
     hs, alphas, dec = ops.decoder_forward(feats, proj, h, c, words, params, config)
     dropped, drop = nn.dropout_forward(hs, config.dropout if rng is not None else 0.0, rng)
     logits, out = nn.affine_forward(dropped, params["out_w"], params["out_b"])
+    smoothing, smooth = xp.zeros((), h.dtype), None
+    if config.label_smoothing and advantages is None:
+        uniform_ce, smooth = nn.uniform_cross_entropy_forward(logits, mask)
     # Nothing reads the logits after the loss, so the loss may reuse their buffer.
     if advantages is None:
         ce, ce_cache = ops.softmax_cross_entropy_forward(logits, targets, mask, overwrite_logits=True)
+        if smooth is not None:      # (1 - eps) CE + eps UCE = CE + eps (UCE - CE): "ce" stays CE
+            smoothing = config.label_smoothing * (uniform_ce - ce)
     else:   # the policy is what decode samples from: <pad> and <start> are never written
         logits[:, :, [PAD_ID, START_ID]] = -xp.inf
         ce, ce_cache = nn.policy_gradient_forward(logits, targets, mask, advantages)
@@ -322,11 +332,11 @@ def forward(params, config, images, inputs, targets, mask, caption_image, rng=No
         words_loss, bow_ce = nn.soft_cross_entropy_forward(bow_logits, bag)
         words_loss, bow = config.bag_of_words * words_loss, (bow_affine, bow_ce)
     # The parts stay on the device: reading one on the host makes the host wait for the GPU.
-    parts = {"ce" if advantages is None else "policy": ce, "attention": att_loss, "decay": decay,
-             "words": words_loss}
+    parts = {"ce" if advantages is None else "policy": ce, "smoothing": smoothing,
+             "attention": att_loss, "decay": decay, "words": words_loss}
     cache = (params, config, enc, gather, init, emb, word_drop, dec, drop, out,
-             (advantages is None, ce_cache), attended, maskf, bow, (B, T, N, L, D), words.shape)
-    return ce + att_loss + decay + words_loss, parts, cache
+             (advantages is None, ce_cache, smooth), attended, maskf, bow, (B, T, N, L, D), words.shape)
+    return ce + smoothing + att_loss + decay + words_loss, parts, cache
 
 
 def word_shares(targets, mask, caption_image, N, V, dtype):
@@ -348,9 +358,12 @@ def backward(cache):
     # operation on it. The gradients computed as new arrays are copied into it at the end.
     flat = flatten(trainable(params), fill=0)
     grads = dict(flat)
-    cross_entropy, ce_cache = ce_cache
+    cross_entropy, ce_cache, smooth = ce_cache
     if cross_entropy:
-        dlogits = ops.softmax_cross_entropy_backward(1.0, ce_cache)
+        eps = config.label_smoothing
+        dlogits = ops.softmax_cross_entropy_backward(1.0 - eps, ce_cache)
+        if smooth is not None:
+            dlogits += nn.uniform_cross_entropy_backward(eps, smooth)
     else:
         dlogits = nn.policy_gradient_backward(1.0, ce_cache)
     ddropped, grads["out_w"], grads["out_b"] = nn.affine_backward(dlogits, out)

@@ -81,7 +81,7 @@ def model_config(args, cache):
                   attention_size=args.attention_size, dropout=args.dropout,
                   embed_dropout=args.embed_dropout,
                   lambda_alpha=args.lambda_alpha, weight_decay=args.weight_decay,
-                  bag_of_words=args.bag_of_words,
+                  bag_of_words=args.bag_of_words, label_smoothing=args.label_smoothing,
                   f_beta=not args.no_f_beta, blind=args.blind, batchnorm=args.batchnorm,
                   residual=args.residual,
                   cell=args.cell, pixel_mean=tuple(map(float, mean)),

@@ -107,6 +107,9 @@ def build_parser():
     g.add_argument("--bag-of-words", type=nonnegative_float, default=0.0, metavar="WEIGHT",
                    help="weight of an auxiliary loss that trains the encoder to predict, from an "
                         "image's mean feature, the words of its captions (default 0: off)")
+    g.add_argument("--label-smoothing", type=dropout_rate, default=0.0, metavar="EPS",
+                   help="train on (1 - EPS) x the caption's word + EPS spread evenly over the "
+                        "vocabulary, so that the model is never quite sure (default 0: off)")
     g.add_argument("--no-f-beta", action="store_true", help="drop the sigmoid gate on the context")
     g.add_argument("--batchnorm", action="store_true",
                    help="batch normalisation after each conv (running statistics kept in the checkpoint)")

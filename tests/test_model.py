@@ -9,7 +9,7 @@ from rawcap.model import (Config, encode, init_params, is_statistic, loss_and_gr
 
 TINY = dict(vocab_size=7, image_size=8, channels=(3, 4), embed_size=5, hidden_size=6,
             attention_size=4, dropout=0.3, embed_dropout=0.2, lambda_alpha=0.7, weight_decay=0.01,
-            bag_of_words=0.5)
+            bag_of_words=0.5, label_smoothing=0.2)
 
 
 def tiny_batch(rng):
@@ -57,6 +57,7 @@ def test_loss_parts_add_up_and_blind_model_ignores_the_image():
     loss, parts, _ = loss_and_grads(params, config, images, inputs, targets, mask, owner)
     assert loss == pytest.approx(sum(parts.values()))
     assert parts["decay"] > 0 and parts["attention"] > 0 and parts["ce"] > 0 and parts["words"] > 0
+    assert parts["smoothing"] != 0
     blind = Config(**{**TINY, "weight_decay": 0.0}, blind=True)
     a = loss_and_grads(params, blind, images, inputs, targets, mask, owner)
     b = loss_and_grads(params, blind, rng.random(images.shape), inputs, targets, mask, owner)

@@ -49,12 +49,12 @@ def both_models(config, seed):
 
 
 @pytest.mark.parametrize("seed, options", [(0, {"f_beta": True}), (1, {"f_beta": False}),
-                                           (2, {"blind": True})])
+                                           (2, {"blind": True}), (4, {"label_smoothing": 0.2})])
 def test_loss_and_every_gradient_match_pytorch_in_float64(seed, options):
     config = Config(**TINY, **options)
     (loss, parts, grads), (torch_loss, torch_parts, torch_grads) = both_models(config, seed)
     assert abs(loss - torch_loss) <= TOLERANCE * abs(torch_loss)
-    for name in ("ce", "attention", "decay"):
+    for name in ("ce", "smoothing", "attention", "decay"):
         assert abs(parts[name] - torch_parts[name]) <= TOLERANCE * abs(torch_parts[name]), name
     assert torch_grads.keys() == grads.keys()
     for name, g in grads.items():

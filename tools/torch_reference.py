@@ -158,7 +158,7 @@ class TorchCaptioner(nn.Module):
         images[B_img, 3, S, S] float; inputs, targets[B, T] int64; mask[B, T] bool;
         caption_image[B] int64 (tensors on the module's device). Dropout on the hidden states
         runs in train mode only, with PyTorch's random numbers (not rawcap's).
-        -> loss (0-d tensor), {"ce", "attention", "decay"} as floats.
+        -> loss (0-d tensor), {"ce", "smoothing", "attention", "decay"} as floats.
         """
         B, T = inputs.shape
         feats = self.encode(images)[caption_image]                   # [B, L, D]
@@ -173,13 +173,19 @@ class TorchCaptioner(nn.Module):
         logits = self.out(hs)                                        # [B, T, V]
 
         maskf = mask.to(logits.dtype)
-        token_ce = F.cross_entropy(logits.reshape(B * T, -1), targets.reshape(-1), reduction="none")
-        ce = (token_ce * maskf.reshape(-1)).sum() / maskf.sum().clamp(min=1)
+
+        def cross_entropy(label_smoothing):         # PyTorch's own label smoothing
+            token_ce = F.cross_entropy(logits.reshape(B * T, -1), targets.reshape(-1),
+                                       reduction="none", label_smoothing=label_smoothing)
+            return (token_ce * maskf.reshape(-1)).sum() / maskf.sum().clamp(min=1)
+
+        ce = cross_entropy(0.0)
+        smoothing = cross_entropy(self.config.label_smoothing) - ce
         attended = (torch.stack(alphas, dim=1) * maskf[:, :, None]).sum(dim=1)     # [B, L]
         attention = self.config.lambda_alpha * ((1 - attended) ** 2).sum() / B
         decay = self.config.weight_decay / 2 * sum((p ** 2).sum() for p in self.decayed_parameters())
-        parts = {"ce": ce, "attention": attention, "decay": decay}
-        return ce + attention + decay, {name: float(value.detach()) for name, value in parts.items()}
+        parts = {"ce": ce, "smoothing": smoothing, "attention": attention, "decay": decay}
+        return ce + smoothing + attention + decay, {name: float(value.detach()) for name, value in parts.items()}
 
 
 def grads_as_rawcap(module):

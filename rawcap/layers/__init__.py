@@ -24,3 +24,4 @@ from .policy_gradient import policy_gradient_backward, policy_gradient_forward
 from .pool import maxpool2d_backward, maxpool2d_forward
 from .rnn import rnn_backward, rnn_forward, rnn_step_backward, rnn_step_forward
 from .soft_cross_entropy import soft_cross_entropy_backward, soft_cross_entropy_forward
+from .uniform_cross_entropy import uniform_cross_entropy_backward, uniform_cross_entropy_forward
