@@ -153,8 +153,9 @@ def resume_run(args, log):
     run = Run(args.resume, "resume")
     record_path = run.path / "config.json"
     record = json.loads(record_path.read_text()) if record_path.is_file() else None
-    if record and record["train"]["epochs"] != args.epochs:   # a new --epochs: the record says so
-        record["train"]["epochs"] = args.epochs
+    trained = max(args.epochs, meta["epoch"])     # a finished run asked for fewer only re-scores
+    if record and record["train"]["epochs"] != trained:     # a new --epochs: the record says so
+        record["train"]["epochs"] = trained
         write_json(record_path, record)
     for note in run.repair(meta) + [f"removed {name}, left by a killed process" for name in run.removed]:
         log(f"note: {note}")

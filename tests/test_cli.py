@@ -265,6 +265,8 @@ def test_a_batchnorm_model_trains_resumes_and_round_trips_its_statistics(in_work
     resumed, _, meta = load_checkpoint(out / "last.h5")
     assert meta["epoch"] == 2
     assert json.loads((out / "config.json").read_text())["train"]["epochs"] == 2
+    assert train.main(["--resume", str(out), "--epochs", "1", "--quiet"]) == 0   # only re-scores
+    assert json.loads((out / "config.json").read_text())["train"]["epochs"] == 2
     assert not np.array_equal(resumed["bn0_running_mean"], params["bn0_running_mean"])
     rows = read_log(out)[1]
     assert float(rows[1]["train_loss"]) < float(rows[0]["train_loss"])
