@@ -277,13 +277,14 @@ def soft_cross_entropy_check(rng, N=4, V=6):
                       layers.soft_cross_entropy_backward, args, ("logits",))
 
 
-def uniform_cross_entropy_check(rng, N=3, T=4, V=7):
-    """Label smoothing's term, with a caption that ended early (masked steps get no gradient)."""
+def label_smoothing_check(rng, N=3, T=4, V=7):
+    """Label smoothing's margin, with a caption that ended early (masked steps get no gradient)."""
     mask = np.ones((N, T), bool)
     mask[0, 2:] = False
-    args = dict(logits=rng.standard_normal((N, T, V)), mask=mask)
-    return LayerCheck("uniform_cross_entropy", layers.uniform_cross_entropy_forward,
-                      layers.uniform_cross_entropy_backward, args, ("logits",))
+    args = dict(logits=rng.standard_normal((N, T, V)), targets=rng.integers(0, V, size=(N, T)),
+                mask=mask)
+    return LayerCheck("label_smoothing", layers.label_smoothing_forward,
+                      layers.label_smoothing_backward, args, ("logits",))
 
 
 CHECKS = {build.__name__.removesuffix("_check"): build for build in (
@@ -291,7 +292,7 @@ CHECKS = {build.__name__.removesuffix("_check"): build for build in (
     bias_relu_check, sigmoid_check, tanh_check, dropout_check,
     affine_check, embedding_check, rnn_step_check, rnn_check,
     lstm_pointwise_check, lstm_step_check, lstm_check, attention_check, softmax_cross_entropy_check,
-    policy_gradient_check, soft_cross_entropy_check, uniform_cross_entropy_check)}
+    policy_gradient_check, soft_cross_entropy_check, label_smoothing_check)}
 
 
 def verdict(error):

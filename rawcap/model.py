@@ -14,12 +14,12 @@ V vocabulary, T time steps.
         h_t, c_t = lstm_step([dropout_E(embed(inputs_t)), beta * context], h_{t-1}, c_{t-1})
                    (cell="rnn": h_t = rnn_step([...], h_{t-1}); no c, no c0)
     logits = dropout(h) @ Wout + bout          (dropout_E: Config.embed_dropout, on the word vectors)
-    loss = (1 - eps) * CE(logits, targets, mask) + eps * UCE(logits, mask)
+    loss = CE(logits, targets, mask) + eps * margin(logits, targets, mask)
            + lambda_alpha * mean_n sum_l (1 - sum_t mask_t alpha_tl)^2
            + weight_decay / 2 * (sum of squared weights; biases excluded)
            + bag_of_words * CE(softmax(mean_l feats_img @ Wbow + bbow), q)
-    (label smoothing, eps = Config.label_smoothing: UCE is the cross-entropy against the uniform
-    distribution over the vocabulary, rawcap.layers.uniform_cross_entropy;
+    (label smoothing, eps = Config.label_smoothing: the margin is the mean over tokens of the
+    target's logit minus the mean logit, what smoothing adds, rawcap.layers.label_smoothing;
     the bag-of-words loss, Config.bag_of_words > 0: from its mean feature, each image predicts
     q, the share of each word among the words of its captions in the batch; it trains the
     encoder directly on what the captions name, and is not used to caption)
@@ -306,13 +306,12 @@ def forward(params, config, images, inputs, targets, mask, caption_image, rng=No
     dropped, drop = nn.dropout_forward(hs, config.dropout if rng is not None else 0.0, rng)
     logits, out = nn.affine_forward(dropped, params["out_w"], params["out_b"])
     smoothing, smooth = xp.zeros((), h.dtype), None
-    if config.label_smoothing and advantages is None:
-        uniform_ce, smooth = nn.uniform_cross_entropy_forward(logits, mask)
+    if config.label_smoothing and advantages is None:       # (before the loss reuses the logits)
+        margin, smooth = nn.label_smoothing_forward(logits, targets, mask)
+        smoothing = config.label_smoothing * margin
     # Nothing reads the logits after the loss, so the loss may reuse their buffer.
     if advantages is None:
         ce, ce_cache = ops.softmax_cross_entropy_forward(logits, targets, mask, overwrite_logits=True)
-        if smooth is not None:      # (1 - eps) CE + eps UCE = CE + eps (UCE - CE): "ce" stays CE
-            smoothing = config.label_smoothing * (uniform_ce - ce)
     else:   # the policy is what decode samples from: <pad> and <start> are never written
         logits[:, :, [PAD_ID, START_ID]] = -xp.inf
         ce, ce_cache = nn.policy_gradient_forward(logits, targets, mask, advantages)
@@ -360,10 +359,9 @@ def backward(cache):
     grads = dict(flat)
     cross_entropy, ce_cache, smooth = ce_cache
     if cross_entropy:
-        eps = config.label_smoothing
-        dlogits = ops.softmax_cross_entropy_backward(1.0 - eps, ce_cache)
+        dlogits = ops.softmax_cross_entropy_backward(1.0, ce_cache)
         if smooth is not None:
-            dlogits += nn.uniform_cross_entropy_backward(eps, smooth)
+            dlogits += nn.label_smoothing_backward(config.label_smoothing, smooth)
     else:
         dlogits = nn.policy_gradient_backward(1.0, ce_cache)
     ddropped, grads["out_w"], grads["out_b"] = nn.affine_backward(dlogits, out)

@@ -16,6 +16,7 @@ from .batchnorm import batchnorm2d_backward, batchnorm2d_forward
 from .attention import attention_backward, attention_forward
 from .conv import conv2d_backward, conv2d_forward, conv2d_params_backward
 from .dropout import dropout_backward, dropout_forward
+from .label_smoothing import label_smoothing_backward, label_smoothing_forward
 from .embedding import embedding_backward, embedding_forward
 from .loss import softmax_cross_entropy_backward, softmax_cross_entropy_forward
 from .lstm import (lstm_backward, lstm_forward, lstm_pointwise_backward, lstm_pointwise_forward,
@@ -24,4 +25,3 @@ from .policy_gradient import policy_gradient_backward, policy_gradient_forward
 from .pool import maxpool2d_backward, maxpool2d_forward
 from .rnn import rnn_backward, rnn_forward, rnn_step_backward, rnn_step_forward
 from .soft_cross_entropy import soft_cross_entropy_backward, soft_cross_entropy_forward
-from .uniform_cross_entropy import uniform_cross_entropy_backward, uniform_cross_entropy_forward
