@@ -200,6 +200,8 @@ def main(argv=None):
     p.add_argument("--batchnorm", action="store_true", help="batch normalisation after each conv")
     p.add_argument("--residual", action="store_true",
                    help="and a residual unit in each conv block (train --residual)")
+    p.add_argument("--deep-output", action="store_true",
+                   help="Show-Attend-Tell's deep output layer (train --deep-output)")
     p.add_argument("--steps", type=int, default=10, help="timed steps")
     p.add_argument("--warmup", type=int, default=2, help="untimed steps first")
     p.add_argument("--profile", action="store_true",
@@ -234,7 +236,7 @@ def main(argv=None):
                     channels=tuple(int(c) for c in args.channels.split(",")),
                     embed_size=args.embed_size, hidden_size=args.hidden_size,
                     attention_size=args.attention_size, batchnorm=args.batchnorm,
-                    residual=args.residual)
+                    residual=args.residual, deep_output=args.deep_output)
     rng = np.random.default_rng(0)
     params = to_device(init_params(config, rng), xp)         # in one buffer, as train has them
     optimizer = make_optimizer("adam", trainable(params))
@@ -259,7 +261,8 @@ def main(argv=None):
     print(f"rawcap.bench on {args.device}: {B_img} images x {args.captions_per_image} captions, "
           f"T={T}, V={config.vocab_size}, S={config.image_size}, channels {config.channels}, "
           f"E={config.embed_size} H={config.hidden_size} A={config.attention_size}"
-          f"{', batchnorm' if config.batchnorm else ''}{', residual' if config.residual else ''}; "
+          f"{', batchnorm' if config.batchnorm else ''}{', residual' if config.residual else ''}"
+          f"{', deep output' if config.deep_output else ''}; "
           f"median of {args.steps} steps after {args.warmup} warm-up")
     print("  kernel versions: " + ", ".join(f"{op} {version_in_effect(op, xp)}" for op in OPS))
     total = 0.0

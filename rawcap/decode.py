@@ -37,6 +37,7 @@ from .data.vocab import END_ID, PAD_ID, START_ID
 from .decoder import decode_step, init_decoder
 from .layers.loss import log_softmax
 from .model import encode
+from .output import output_forward
 
 LENGTH_NORMALIZATION = 0.7
 BEAM_SIZE = 3                       # what caption and evaluate use unless told (or the model says)
@@ -218,17 +219,19 @@ def _step(models, states, words):
     models' next-word log-probabilities [B, V], and the first model's attention alpha[B, L]."""
     stepped, logp, alpha = [], 0.0, None
     for (params, config), state in zip(models, states):
-        h, c, step_alpha, _ = decode_step(params, config, *state, params["embed_w"][words])
+        word_vectors = params["embed_w"][words]
+        h, c, step_alpha, _ = decode_step(params, config, *state, word_vectors)
         stepped.append(state._replace(h=h, c=c))
-        logp = logp + _log_probs(params, h)
+        logp = logp + _log_probs(params, h, word_vectors, step_alpha, state.feats)
         alpha = step_alpha if alpha is None else alpha
     return stepped, logp / len(models), alpha
 
 
-def _log_probs(params, h):
-    """h[N, H] -> log-probabilities of the next word [N, V], by a stable log-softmax
+def _log_probs(params, h, word_vectors, alpha, feats):
+    """h[N, H], the step's input word_vectors[N, E], alpha[N, L] and feats[N, L, D] ->
+    log-probabilities of the next word [N, V], by a stable log-softmax
     (x - max - log sum exp(x - max)); <pad> and <start> get -inf, so are never chosen."""
-    logits = h @ params["out_w"] + params["out_b"]
+    logits = output_forward(params, h[:, None], word_vectors[:, None], alpha[:, None], feats)[0][:, 0]
     logits[:, [PAD_ID, START_ID]] = -array_module(h).inf
     return log_softmax(logits, out=logits)
 

@@ -14,6 +14,7 @@ V vocabulary, T time steps.
         h_t, c_t = lstm_step([dropout_E(embed(inputs_t)), beta * context], h_{t-1}, c_{t-1})
                    (cell="rnn": h_t = rnn_step([...], h_{t-1}); no c, no c0)
     logits = dropout(h) @ Wout + bout          (dropout_E: Config.embed_dropout, on the word vectors)
+             (Config.deep_output: from h, the context and the previous word, rawcap/output.py)
     loss = CE(logits, targets, mask) + eps * margin(logits, targets, mask)
            + lambda_alpha * mean_n sum_l (1 - sum_t mask_t alpha_tl)^2
            + weight_decay / 2 * (sum of squared weights; biases excluded)
@@ -44,6 +45,7 @@ from .backend import array_module, ops
 from .data.vocab import PAD_ID, START_ID, UNK_ID
 from .decoder import init_decoder, init_decoder_backward
 from .flat import flatten
+from .output import output_backward, output_forward
 
 
 CELLS = ("lstm", "rnn")
@@ -73,6 +75,7 @@ class Config:
     batchnorm: bool = False             # batch normalisation after each conv (then no conv bias)
     bn_momentum: float = 0.1            # how fast the running statistics follow the batches
     residual: bool = False              # a second conv per block, added back (needs batchnorm)
+    deep_output: bool = False           # logits from h, the context and the previous word (output.py)
 
     def __post_init__(self):
         if self.cell not in CELLS:
@@ -125,6 +128,8 @@ def init_params(config, rng, dtype=np.float32):
     affines = dict(init_h=(D, H), init_c=(D, H), att_feat=(D, A), gate=(H, D), out=(H, V))
     if config.cell == "rnn":
         del affines["init_c"]                    # no cell, no c0
+    if config.deep_output:
+        affines.update(deep=(H + D, E), out=(E, V))
     for name, (rows, cols) in affines.items():
         p[f"{name}_w"] = normal((rows, cols), rows)
         p[f"{name}_b"] = np.zeros(cols, dtype)
@@ -303,8 +308,8 @@ def forward(params, config, images, inputs, targets, mask, caption_image, rng=No
     words, emb = ops.embedding_forward(inputs, params["embed_w"])           # [B, T, E]
     words, word_drop = nn.dropout_forward(words, config.embed_dropout if rng is not None else 0.0, rng)
     hs, alphas, dec = ops.decoder_forward(feats, proj, h, c, words, params, config)
-    dropped, drop = nn.dropout_forward(hs, config.dropout if rng is not None else 0.0, rng)
-    logits, out = nn.affine_forward(dropped, params["out_w"], params["out_b"])
+    logits, out = output_forward(params, hs, words, alphas, feats,
+                                 config.dropout if rng is not None else 0.0, rng)
     smoothing, smooth = xp.zeros((), h.dtype), None
     if config.label_smoothing and advantages is None:       # (before the loss reuses the logits)
         margin, smooth = nn.label_smoothing_forward(logits, targets, mask)
@@ -333,7 +338,7 @@ def forward(params, config, images, inputs, targets, mask, caption_image, rng=No
     # The parts stay on the device: reading one on the host makes the host wait for the GPU.
     parts = {"ce" if advantages is None else "policy": ce, "smoothing": smoothing,
              "attention": att_loss, "decay": decay, "words": words_loss}
-    cache = (params, config, enc, gather, init, emb, word_drop, dec, drop, out,
+    cache = (params, config, enc, gather, init, emb, word_drop, dec, out,
              (advantages is None, ce_cache, smooth), attended, maskf, bow, (B, T, N, L, D), words.shape)
     return ce + smoothing + att_loss + decay + words_loss, parts, cache
 
@@ -351,7 +356,7 @@ def word_shares(targets, mask, caption_image, N, V, dtype):
 
 def backward(cache):
     """The gradient of every parameter (a dict keyed like params) from forward's cache."""
-    (params, config, enc, gather, init, emb, word_drop, dec, drop, out, ce_cache, attended, maskf,
+    (params, config, enc, gather, init, emb, word_drop, dec, out, ce_cache, attended, maskf,
      bow, (B, T, N, L, D), words_shape) = cache
     # One zeroed buffer for all gradients (rawcap.flat): the optimizer's work is then one
     # operation on it. The gradients computed as new arrays are copied into it at the end.
@@ -364,11 +369,15 @@ def backward(cache):
             dlogits += nn.label_smoothing_backward(config.label_smoothing, smooth)
     else:
         dlogits = nn.policy_gradient_backward(1.0, ce_cache)
-    ddropped, grads["out_w"], grads["out_b"] = nn.affine_backward(dlogits, out)
-    dhs = nn.dropout_backward(ddropped, drop)
+    dhs, dwords_out, dalphas_out, dfeats_out = output_backward(dlogits, out, grads)
     dalphas = config.lambda_alpha * 2 * (attended - 1)[:, None, :] * maskf[:, :, None] / B
+    if dalphas_out is not None:         # the deep output reads the words and the contexts too
+        dalphas = dalphas + dalphas_out
     dfeats, dproj, dh, dc, dwords, decoder_grads = ops.decoder_backward(dhs, dalphas, dec)
     grads.update(decoder_grads)
+    if dalphas_out is not None:
+        dfeats += dfeats_out
+        dwords += dwords_out
     grads["embed_w"] = ops.embedding_backward(nn.dropout_backward(dwords, word_drop), emb)
     dfeats += init_decoder_backward(dproj, dh, dc, init, grads)
     dfeats_img = ops.embedding_backward(dfeats.reshape(B, L * D), gather).reshape(N, L, D)

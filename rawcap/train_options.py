@@ -116,6 +116,9 @@ def build_parser():
     g.add_argument("--residual", action="store_true",
                    help="a residual unit in each conv block, x <- ReLU(x + BN(conv3x3(x))): twice "
                         "the conv layers (needs --batchnorm)")
+    g.add_argument("--deep-output", action="store_true",
+                   help="Show-Attend-Tell's deep output layer: the logits come from tanh([h, "
+                        "context] @ W + b + the previous word's vector), not from h alone")
     g.add_argument("--blind", action="store_true",
                    help="zero the image features: a baseline that shows what the image contributes")
     return p

@@ -30,6 +30,7 @@ from .checkpoint import CheckpointError, find_checkpoint, load_checkpoint  # noq
 from .data.batches import CaptionBatches  # noqa: E402
 from .decoder import decode_step, decode_step_backward, init_decoder  # noqa: E402
 from .model import Config, encode  # noqa: E402
+from .output import output_backward, output_forward  # noqa: E402
 
 
 def gradient_flow(params, config, images, inputs, targets, mask, caption_image):
@@ -51,8 +52,9 @@ def gradient_flow(params, config, images, inputs, targets, mask, caption_image):
     proj, h, c, _ = init_decoder(params, feats)
     words = params["embed_w"][inputs]
     hs, steps = np.empty((B, T, h.shape[1]), h.dtype), []
+    alphas = np.empty((B, T, feats.shape[1]), h.dtype)
     for t in range(T):
-        h, c, _, step = decode_step(params, config, feats, proj, h, c, words[:, t])
+        h, c, alphas[:, t], step = decode_step(params, config, feats, proj, h, c, words[:, t])
         hs[:, t] = h
         steps.append(step)
 
@@ -60,11 +62,10 @@ def gradient_flow(params, config, images, inputs, targets, mask, caption_image):
     # so dloss = B makes each caption's gradient that of its own loss.
     scored = np.zeros((B, T), bool)
     scored[np.arange(B), last] = True
-    logits, out = nn.affine_forward(hs, params["out_w"], params["out_b"])
+    logits, out = output_forward(params, hs, words, alphas, feats)
     _, ce = nn.softmax_cross_entropy_forward(logits, targets, scored)
-    dhs = nn.affine_backward(nn.softmax_cross_entropy_backward(B, ce), out)[0]
-
     grads = {name: np.zeros_like(p) for name, p in params.items()}
+    dhs, _, dalphas, _ = output_backward(nn.softmax_cross_entropy_backward(B, ce), out, grads)
     dh_norm, dc_norm = np.zeros((B, T)), np.zeros((B, T))
     dh_next, dc = np.zeros_like(h), None
     for t in reversed(range(T)):
@@ -72,7 +73,8 @@ def gradient_flow(params, config, images, inputs, targets, mask, caption_image):
         dh_norm[:, t] = np.linalg.norm(dh, axis=1)
         if dc is not None:                          # what step t+1 sent back to c_t
             dc_norm[:, t] = np.linalg.norm(dc, axis=1)
-        _, _, dh_next, dc, _ = decode_step_backward(dh, dc, None, steps[t], grads)
+        dalpha = None if dalphas is None else dalphas[:, t]    # (the deep output reads alpha_t)
+        _, _, dh_next, dc, _ = decode_step_backward(dh, dc, dalpha, steps[t], grads)
     return dh_norm, (dc_norm if config.cell == "lstm" else None), last
 
 

@@ -436,14 +436,16 @@ def test_train_records_the_caches_resize_in_the_model_config(workdir, in_workdir
 
 # 8. rawcap.bench ---------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("model", [[], ["--batchnorm", "--residual"]], ids=["plain", "residual"])
+@pytest.mark.parametrize("model", [[], ["--batchnorm", "--residual"], ["--deep-output"]],
+                         ids=["plain", "residual", "deep"])
 def test_bench_prints_the_time_of_each_part_and_images_per_second(capsys, model):
     assert bench.main(["--batch-size", "4", "--captions-per-image", "2", "--length", "5",
                        "--vocab-size", "20", "--image-size", "32", "--channels", "4,8",
                        "--embed-size", "8", "--hidden-size", "16", "--attention-size", "8",
                        "--steps", "2", "--warmup", "1"] + model) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert ("batchnorm, residual;" in lines[0]) == bool(model)
+    assert ("batchnorm, residual;" in lines[0]) == ("--residual" in model)
+    assert ("deep output;" in lines[0]) == ("--deep-output" in model)
     ms = {}
     for part in ("forward", "backward", "optimizer", "step"):
         found = [re.fullmatch(rf"\s*{part}\s+([\d.]+) ms.*", line) for line in lines]

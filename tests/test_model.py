@@ -20,18 +20,21 @@ def tiny_batch(rng):
     return images, inputs, targets, mask, np.array([0, 1, 1])
 
 
-@pytest.mark.parametrize("seed, f_beta, batchnorm, train, cell, residual", [
-    (0, True, False, True, "lstm", False), (2, False, False, True, "lstm", False),
-    (1, True, True, True, "lstm", False),          # batchnorm with the batch's statistics
-    (3, True, True, False, "lstm", False),         # and with the running ones
-    (4, True, True, True, "lstm", True),           # residual units, both modes
-    (5, True, True, False, "lstm", True),
-    (1, True, False, True, "rnn", False), (3, False, False, True, "rnn", False),
+@pytest.mark.parametrize("seed, f_beta, batchnorm, train, cell, residual, deep", [
+    (0, True, False, True, "lstm", False, False), (2, False, False, True, "lstm", False, False),
+    (1, True, True, True, "lstm", False, False),   # batchnorm with the batch's statistics
+    (3, True, True, False, "lstm", False, False),  # and with the running ones
+    (4, True, True, True, "lstm", True, False),    # residual units, both modes
+    (5, True, True, False, "lstm", True, False),
+    (1, True, False, True, "rnn", False, False), (3, False, False, True, "rnn", False, False),
+    (6, True, False, True, "lstm", False, True),   # the deep output layer
+    (7, False, True, True, "rnn", False, True),
 ])
 def test_every_parameter_gradient_matches_central_differences(seed, f_beta, batchnorm, train, cell,
-                                                              residual):
+                                                              residual, deep):
     rng = np.random.default_rng(seed)
-    config = Config(**TINY, f_beta=f_beta, batchnorm=batchnorm, cell=cell, residual=residual)
+    config = Config(**TINY, f_beta=f_beta, batchnorm=batchnorm, cell=cell, residual=residual,
+                    deep_output=deep)
     params = init_params(config, rng, np.float64)
     for name in params:                      # move off the zero biases and the init's symmetry
         params[name] += 0.1 * rng.standard_normal(params[name].shape)

@@ -49,7 +49,8 @@ def both_models(config, seed):
 
 
 @pytest.mark.parametrize("seed, options", [(0, {"f_beta": True}), (1, {"f_beta": False}),
-                                           (2, {"blind": True}), (4, {"label_smoothing": 0.2})])
+                                           (2, {"blind": True}), (4, {"label_smoothing": 0.2}),
+                                           (5, {"deep_output": True})])
 def test_loss_and_every_gradient_match_pytorch_in_float64(seed, options):
     config = Config(**TINY, **options)
     (loss, parts, grads), (torch_loss, torch_parts, torch_grads) = both_models(config, seed)

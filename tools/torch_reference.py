@@ -27,6 +27,8 @@ Parameter mapping (rawcap keeps x @ W with W[in, out]; torch.nn.Linear keeps wei
     lstm_wh                     [H, 4H]          lstm.weight_hh = lstm_wh.T
     lstm_b                      [4H]             lstm.bias_ih = lstm_b;  lstm.bias_hh = 0, frozen
     out_w, out_b                [H, V], [V]      out.weight = out_w.T, out.bias
+                                ([E, V] with the deep output)
+    deep_w, deep_b              [H+D, E], [E]    deep.weight = deep_w.T, deep.bias   (deep_output)
 
 Both LSTMs pack the gates i, f, g, o, so the transposes are the whole conversion. rawcap has one
 LSTM bias; LSTMCell has two, so bias_hh is held at zero and left out of training (two trainable
@@ -54,7 +56,7 @@ def parameter_map(config):
     for k in range(len(config.channels)):
         mapping[f"conv{k}_w"] = (f"convs.{k}.weight", "same")
         mapping[f"conv{k}_b"] = (f"convs.{k}.bias", "same")
-    for layer in ("init_h", "init_c", "att_feat", "gate", "out"):
+    for layer in ("init_h", "init_c", "att_feat", "gate", "out") + ("deep",) * config.deep_output:
         mapping[f"{layer}_w"] = (f"{layer}.weight", "transpose")
         mapping[f"{layer}_b"] = (f"{layer}.bias", "same")
     mapping["att_h_w"] = ("att_h.weight", "transpose")
@@ -98,7 +100,9 @@ class TorchCaptioner(nn.Module):
         self.embed = nn.Embedding(V, E)
         self.lstm = nn.LSTMCell(E + D, H)
         self.lstm.bias_hh.requires_grad_(False)
-        self.out = nn.Linear(H, V)
+        if config.deep_output:
+            self.deep = nn.Linear(H + D, E)
+        self.out = nn.Linear(E if config.deep_output else H, V)
         self.register_buffer("pixel_mean", torch.tensor(config.pixel_mean)[:, None, None])
         self.register_buffer("pixel_std", torch.tensor(config.pixel_std)[:, None, None])
 
@@ -169,7 +173,10 @@ class TorchCaptioner(nn.Module):
             h, c, alpha = self.decode_step(feats, proj, h, c, words[:, t])
             hs.append(h)
             alphas.append(alpha)
-        hs = F.dropout(torch.stack(hs, dim=1), self.config.dropout, self.training)
+        hs, alphas = torch.stack(hs, dim=1), torch.stack(alphas, dim=1)
+        if self.config.deep_output:     # tanh([h, context] @ W + b + the word's vector)
+            hs = torch.tanh(self.deep(torch.cat([hs, torch.bmm(alphas, feats)], dim=2)) + words)
+        hs = F.dropout(hs, self.config.dropout, self.training)
         logits = self.out(hs)                                        # [B, T, V]
 
         maskf = mask.to(logits.dtype)
@@ -181,7 +188,7 @@ class TorchCaptioner(nn.Module):
 
         ce = cross_entropy(0.0)
         smoothing = cross_entropy(self.config.label_smoothing) - ce
-        attended = (torch.stack(alphas, dim=1) * maskf[:, :, None]).sum(dim=1)     # [B, L]
+        attended = (alphas * maskf[:, :, None]).sum(dim=1)                           # [B, L]
         attention = self.config.lambda_alpha * ((1 - attended) ** 2).sum() / B
         decay = self.config.weight_decay / 2 * sum((p ** 2).sum() for p in self.decayed_parameters())
         parts = {"ce": ce, "smoothing": smoothing, "attention": attention, "decay": decay}
