@@ -69,6 +69,12 @@ class Adam:
     i.e. p <- p - lr * m_hat / (sqrt(v_hat) + eps) with m_hat = m / (1 - beta1^t) and
     v_hat = v / (1 - beta2^t) undoing the pull towards the zeros m and v started from.
     The first step moves every entry by about lr, whatever the scale of its gradient.
+
+    Entries that become subnormal (0 < |p| < the dtype's smallest normal number, 1.2e-38 in
+    float32) are set to 0. Under weight decay a weight with no other gradient (the <pad> row of
+    the embedding, read at every padded step) shrinks geometrically, Adam rescaling its ever
+    smaller gradient, into that range; x86 CPUs compute with subnormals in slow microcode, and
+    one such row of word vectors made a whole training step twice as slow (docs/cpu.md).
     """
 
     def __init__(self, params, betas=(0.9, 0.999), eps=1e-8):
@@ -128,6 +134,7 @@ def adam_update(p, g, m, v, lr, beta1, beta2, eps, t):
     v += (1 - beta2) * g * g
     xp = array_module(p)
     p -= step_size * m / (xp.sqrt(v) / sqrt_correction2 + eps)
+    p[xp.abs(p) < xp.finfo(p.dtype).tiny] = 0       # subnormals to zero (Adam's docstring)
 
 
 OPTIMIZERS = {"sgd": SGD, "adam": Adam}

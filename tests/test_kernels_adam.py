@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from kernel_helpers import assert_same_outputs, kernel_xp, run_version
 
-from rawcap.backend import set_kernels, versions
+from rawcap.backend import set_kernels, to_numpy, versions
 from rawcap.optim import Adam
 
 pytestmark = pytest.mark.gpu
@@ -24,6 +24,16 @@ def test_update_matches_version_0(version, dtype, shape):
         run_version("adam_update", version, *ours, 3e-3, 0.9, 0.999, 1e-8, t)
         run_version("adam_update", 0, *theirs, 3e-3, 0.9, 0.999, 1e-8, t)
     assert_same_outputs(ours, theirs, dtype, f"adam_update v{version}")
+
+
+@pytest.mark.parametrize("version", KERNELS)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_a_subnormal_result_becomes_zero_as_in_version_0(version, dtype):
+    xp, tiny = kernel_xp(), np.finfo(dtype).tiny
+    p = xp.asarray([np.nan, 2 * tiny, tiny / 2, -tiny / 3, 1.0], dtype=dtype)
+    run_version("adam_update", version, p, *(xp.zeros(5, dtype) for _ in range(3)), 3e-3, 0.9,
+                0.999, 1e-8, 1)
+    np.testing.assert_array_equal(to_numpy(p), [np.nan, 2 * tiny, 0, 0, 1])
 
 
 @pytest.mark.parametrize("version", KERNELS)
