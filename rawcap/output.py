@@ -26,14 +26,14 @@ def output_forward(params, hs, words, alphas, feats, dropout=0.0, rng=None):
     """hs[B, T, H], words[B, T, E] (the decoder's input vectors), alphas[B, T, L],
     feats[B, L, D] -> logits[B, T, V], cache. dropout: the probability, rng its Generator."""
     xp = array_module(hs)
-    deep = None
+    x, deep = hs, None                                  # what the output affine reads: h_t or d_t
     if "deep_w" in params:
         contexts = xp.matmul(alphas, feats)                                  # [B, T, D]
         pre, aff = nn.affine_forward(xp.concatenate([hs, contexts], axis=-1),
                                      params["deep_w"], params["deep_b"])
-        hs, tanh = nn.tanh_forward(pre + words)                              # d_t [B, T, E]
+        x, tanh = nn.tanh_forward(pre + words)                               # d_t [B, T, E]
         deep = (aff, tanh, alphas, feats)
-    dropped, drop = nn.dropout_forward(hs, dropout, rng)
+    dropped, drop = nn.dropout_forward(x, dropout, rng)
     logits, out = nn.affine_forward(dropped, params["out_w"], params["out_b"])
     return logits, (deep, drop, out)
 
@@ -44,15 +44,15 @@ def output_backward(dlogits, cache, grads):
     go into `grads`."""
     deep, drop, out = cache
     ddropped, grads["out_w"], grads["out_b"] = nn.affine_backward(dlogits, out)
-    dhs = nn.dropout_backward(ddropped, drop)
+    dx = nn.dropout_backward(ddropped, drop)
     if deep is None:
-        return dhs, None, None, None
+        return dx, None, None, None
     aff, tanh, alphas, feats = deep
-    dwords = nn.tanh_backward(dhs, tanh)                       # d(pre-tanh) = d(words' share)
-    dhz, grads["deep_w"], grads["deep_b"] = nn.affine_backward(dwords, aff)
+    dpre = nn.tanh_backward(dx, tanh)       # the word vectors enter this sum as they are: dwords
+    dhz, grads["deep_w"], grads["deep_b"] = nn.affine_backward(dpre, aff)
     H = dhz.shape[-1] - feats.shape[-1]
     dhs, dcontexts = dhz[..., :H], dhz[..., H:]
     xp = array_module(dlogits)
     dalphas = xp.matmul(dcontexts, feats.transpose(0, 2, 1))                 # [B, T, L]
     dfeats = xp.matmul(alphas.transpose(0, 2, 1), dcontexts)                 # [B, L, D]
-    return dhs, dwords, dalphas, dfeats
+    return dhs, dpre, dalphas, dfeats
