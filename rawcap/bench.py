@@ -200,6 +200,8 @@ def main(argv=None):
     p.add_argument("--batchnorm", action="store_true", help="batch normalisation after each conv")
     p.add_argument("--residual", action="store_true",
                    help="and a residual unit in each conv block (train --residual)")
+    p.add_argument("--residual-after-pool", action="store_true",
+                   help="each residual unit after its block's maxpool (train --residual-after-pool)")
     p.add_argument("--deep-output", action="store_true",
                    help="Show-Attend-Tell's deep output layer (train --deep-output)")
     p.add_argument("--steps", type=int, default=10, help="timed steps")
@@ -216,6 +218,8 @@ def main(argv=None):
     args = p.parse_args(argv)
     if args.residual and not args.batchnorm:
         p.error("--residual needs --batchnorm")
+    if args.residual_after_pool and not args.residual:
+        p.error("--residual-after-pool needs --residual")
     if args.compare_torch and args.batchnorm:
         p.error("--compare-torch: tools/torch_reference.py has no batchnorm; drop --batchnorm")
     if args.count:
@@ -236,7 +240,8 @@ def main(argv=None):
                     channels=tuple(int(c) for c in args.channels.split(",")),
                     embed_size=args.embed_size, hidden_size=args.hidden_size,
                     attention_size=args.attention_size, batchnorm=args.batchnorm,
-                    residual=args.residual, deep_output=args.deep_output)
+                    residual=args.residual, residual_after_pool=args.residual_after_pool,
+                    deep_output=args.deep_output)
     rng = np.random.default_rng(0)
     params = to_device(init_params(config, rng), xp)         # in one buffer, as train has them
     optimizer = make_optimizer("adam", trainable(params))
@@ -262,6 +267,7 @@ def main(argv=None):
           f"T={T}, V={config.vocab_size}, S={config.image_size}, channels {config.channels}, "
           f"E={config.embed_size} H={config.hidden_size} A={config.attention_size}"
           f"{', batchnorm' if config.batchnorm else ''}{', residual' if config.residual else ''}"
+          f"{' after pool' if config.residual_after_pool else ''}"
           f"{', deep output' if config.deep_output else ''}; "
           f"median of {args.steps} steps after {args.warmup} warm-up")
     print("  kernel versions: " + ", ".join(f"{op} {version_in_effect(op, xp)}" for op in OPS))

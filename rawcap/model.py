@@ -6,7 +6,8 @@ V vocabulary, T time steps.
 
     feats = encoder(images)                        K x [conv3x3 pad 1 -> ReLU -> maxpool 2x2]
                      (Config.batchnorm: K x [conv3x3 pad 1 -> batchnorm -> ReLU -> maxpool 2x2])
-                     (Config.residual: after each block's ReLU, x <- ReLU(x + BN(conv3x3(x))))
+                     (Config.residual: after each block's ReLU, x <- ReLU(x + BN(conv3x3(x)));
+                      Config.residual_after_pool: after its maxpool instead, at 1/4 of the pixels)
     m = mean_l feats;  h0 = tanh(m @ Wh0 + bh0);  c0 = tanh(m @ Wc0 + bc0);  proj = feats @ Wf + bf
     for t = 0 .. T-1:
         context, alpha_t = attention(feats, proj, h_{t-1})
@@ -75,6 +76,7 @@ class Config:
     batchnorm: bool = False             # batch normalisation after each conv (then no conv bias)
     bn_momentum: float = 0.1            # how fast the running statistics follow the batches
     residual: bool = False              # a second conv per block, added back (needs batchnorm)
+    residual_after_pool: bool = False   # the residual unit after the pooling (ResNet's order)
     deep_output: bool = False           # logits from h, the context and the previous word (output.py)
 
     def __post_init__(self):
@@ -82,6 +84,8 @@ class Config:
             raise ValueError(f"cell must be one of {', '.join(CELLS)}, got {self.cell!r}")
         if self.residual and not self.batchnorm:
             raise ValueError("residual units need batchnorm (their conv has no bias)")
+        if self.residual_after_pool and not self.residual:
+            raise ValueError("residual_after_pool places the residual units: it needs residual")
 
     @property
     def locations(self):
@@ -196,16 +200,32 @@ def encode(params, config, images, train=False):
         else:
             x, relu = ops.bias_relu_forward(x, params[f"conv{k}_b"])       # conv bias + ReLU
         res = None
-        if config.residual:         # x <- ReLU(x + z), z = BN(conv(x)): the unit learns z
-            z, res_conv = ops.conv2d_forward(x, params[f"res{k}_w"], None, pad=1)
-            z, res_bn = batchnorm_forward(z, params, f"res{k}_bn", config, train)
-            x, res_relu = nn.relu_forward(x + z)
-            res = (res_conv, res_bn, res_relu)
+        if config.residual and not config.residual_after_pool:
+            x, res = residual_forward(x, params, k, config, train)
         x, pool = ops.maxpool2d_forward(x, 2, 2)
+        if config.residual_after_pool:
+            x, res = residual_forward(x, params, k, config, train)
         caches.append((conv, bn, relu, res, pool))
     N, D = x.shape[:2]
     feats = x.reshape(N, D, -1).transpose(0, 2, 1)
     return feats, (caches, x.shape)
+
+
+def residual_forward(x, params, k, config, train):
+    """Block k's residual unit: x -> ReLU(x + z), z = BN(conv3x3(x)), the unit learns z -> out, cache."""
+    z, conv = ops.conv2d_forward(x, params[f"res{k}_w"], None, pad=1)
+    z, bn = batchnorm_forward(z, params, f"res{k}_bn", config, train)
+    out, relu = nn.relu_forward(x + z)
+    return out, (conv, bn, relu)
+
+
+def residual_backward(dout, cache, k, grads):
+    """dout -> dx: the sum x + z sends the gradient to x directly and through z."""
+    conv, bn, relu = cache
+    dx = nn.relu_backward(dout, relu)
+    dz = batchnorm_backward(dx, bn, grads)
+    dz, grads[f"res{k}_w"], _ = ops.conv2d_backward(dz, conv)
+    return dx + dz
 
 
 def batchnorm_forward(x, params, name, config, train):
@@ -247,13 +267,11 @@ def encode_backward(dfeats, cache, config, grads):
     dx = dfeats.transpose(0, 2, 1).reshape(shape)
     for k in reversed(range(len(caches))):
         conv, bn, relu, res, pool = caches[k]
+        if config.residual_after_pool:
+            dx = residual_backward(dx, res, k, grads)
         dx = ops.maxpool2d_backward(dx, pool)
-        if res is not None:         # x + z: dx reaches x directly and through z
-            res_conv, res_bn, res_relu = res
-            dx = nn.relu_backward(dx, res_relu)
-            dz = batchnorm_backward(dx, res_bn, grads)
-            dz, grads[f"res{k}_w"], _ = ops.conv2d_backward(dz, res_conv)
-            dx = dx + dz
+        if config.residual and not config.residual_after_pool:
+            dx = residual_backward(dx, res, k, grads)
         if bn is not None:
             dx = nn.relu_backward(dx, relu)
             dx = batchnorm_backward(dx, bn, grads)

@@ -26,6 +26,8 @@ def tiny_batch(rng):
     (3, True, True, False, "lstm", False, False),  # and with the running ones
     (4, True, True, True, "lstm", True, False),    # residual units, both modes
     (5, True, True, False, "lstm", True, False),
+    (8, True, True, True, "lstm", "after pool", False),    # the units after the pooling
+    (9, False, True, False, "lstm", "after pool", False),
     (1, True, False, True, "rnn", False, False), (3, False, False, True, "rnn", False, False),
     (6, True, False, True, "lstm", False, True),   # the deep output layer
     (7, False, True, True, "rnn", False, True),
@@ -33,8 +35,8 @@ def tiny_batch(rng):
 def test_every_parameter_gradient_matches_central_differences(seed, f_beta, batchnorm, train, cell,
                                                               residual, deep):
     rng = np.random.default_rng(seed)
-    config = Config(**TINY, f_beta=f_beta, batchnorm=batchnorm, cell=cell, residual=residual,
-                    deep_output=deep)
+    config = Config(**TINY, f_beta=f_beta, batchnorm=batchnorm, cell=cell, residual=bool(residual),
+                    residual_after_pool=residual == "after pool", deep_output=deep)
     params = init_params(config, rng, np.float64)
     for name in params:                      # move off the zero biases and the init's symmetry
         params[name] += 0.1 * rng.standard_normal(params[name].shape)
@@ -119,12 +121,14 @@ def test_batchnorm_params_statistics_and_modes():
     assert not any(is_statistic(name) for name in grads)
 
 
-def test_residual_units_start_as_the_identity_and_keep_their_own_statistics():
+@pytest.mark.parametrize("after_pool", [False, True])
+def test_residual_units_start_as_the_identity_and_keep_their_own_statistics(after_pool):
     """Each block gets res{k}_w [C, C, 3, 3] and a batchnorm whose scale starts at 0: at init the
-    residual encoder computes exactly the plain one's features; training moves their statistics."""
+    residual encoder computes exactly the plain one's features (before or after the pooling);
+    training moves their statistics."""
     rng = np.random.default_rng(6)
     plain = Config(**TINY, batchnorm=True)
-    residual = Config(**TINY, batchnorm=True, residual=True)
+    residual = Config(**TINY, batchnorm=True, residual=True, residual_after_pool=after_pool)
     params = init_params(residual, np.random.default_rng(0), np.float64)
     assert set(params) - set(init_params(plain, np.random.default_rng(0))) == {
         f"res{k}_{name}" for k in (0, 1) for name in
@@ -140,6 +144,24 @@ def test_residual_units_start_as_the_identity_and_keep_their_own_statistics():
     assert np.abs(statistics["res0_bn_running_mean"]).max() > 0
     with pytest.raises(ValueError, match="residual units need batchnorm"):
         Config(**TINY, residual=True)
+    with pytest.raises(ValueError, match="it needs residual"):
+        Config(**TINY, batchnorm=True, residual_after_pool=True)
+
+
+def test_a_residual_unit_after_the_pooling_works_at_a_quarter_of_the_pixels():
+    """The same weights give other features once the unit has moved off the identity: the unit
+    sees the pooled map (its output has the pooled shape at every block, so L is unchanged)."""
+    rng = np.random.default_rng(7)
+    before = Config(**TINY, batchnorm=True, residual=True)
+    after = Config(**TINY, batchnorm=True, residual=True, residual_after_pool=True)
+    params = init_params(before, rng, np.float64)
+    for name in params:
+        if name.endswith("bn_w"):
+            params[name] += 1.0
+    images = tiny_batch(rng)[0]
+    feats_before, feats_after = (encode(params, config, images)[0] for config in (before, after))
+    assert feats_before.shape == feats_after.shape == (2, after.locations, after.channels[-1])
+    assert np.abs(feats_before - feats_after).max() > 1e-3
 
 
 def test_the_rnn_decoder_has_its_own_cell_parameters_and_no_c0():
