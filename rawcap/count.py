@@ -435,12 +435,12 @@ def count_step(config, images=32, captions_per_image=5, length=20, clip=1e-6, se
     if not numba_config.ENABLE_CUDASIM:
         raise RuntimeError("rawcap.count runs the CUDA kernels in Numba's simulator: set "
                            "NUMBA_ENABLE_CUDASIM=1 before numba.cuda is imported")
-    from . import model, optim, train
+    from . import encoder, model, optim, train
     rng = np.random.default_rng(seed)
     # What a run makes once, before its first step (not counted): as train_in does.
     params = model.to_device(model.init_params(config, rng), device)
     optimizer = optim.make_optimizer("adam", model.trainable(params))
-    model.pixel_statistics(device, config.pixel_mean, config.pixel_std, np.dtype(np.float32))
+    encoder.pixel_statistics(device, config.pixel_mean, config.pixel_std, np.dtype(np.float32))
     batch = random_batch(config, images, captions_per_image, length, rng)
     phases = {train.train_step.__code__: "batch copy", model.forward.__code__: "forward",
               model.backward.__code__: "backward", optim.check_and_clip.__code__: "check, clip",

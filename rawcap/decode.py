@@ -36,7 +36,7 @@ from .backend import array_module, to_numpy
 from .data.vocab import END_ID, PAD_ID, START_ID
 from .decoder import decode_step, init_decoder
 from .layers.loss import log_softmax
-from .model import encode
+from .encoder import encode
 from .output import output_forward
 
 LENGTH_NORMALIZATION = 0.7

@@ -29,7 +29,8 @@ from . import layers as nn  # noqa: E402
 from .checkpoint import CheckpointError, find_checkpoint, load_checkpoint  # noqa: E402
 from .data.batches import CaptionBatches  # noqa: E402
 from .decoder import decode_step, decode_step_backward, init_decoder  # noqa: E402
-from .model import Config, encode  # noqa: E402
+from .encoder import encode  # noqa: E402
+from .model import Config  # noqa: E402
 from .output import output_backward, output_forward  # noqa: E402
 
 

@@ -9,7 +9,8 @@ from scipy.special import logsumexp
 from rawcap.data.vocab import END_ID, PAD_ID, START_ID
 from rawcap.decode import beam_search, decode, greedy_decode
 from rawcap.decoder import decode_step, init_decoder
-from rawcap.model import Config, encode, init_params
+from rawcap.encoder import encode
+from rawcap.model import Config, init_params
 
 TINY = dict(vocab_size=9, image_size=8, channels=(3, 4), embed_size=5, hidden_size=6,
             attention_size=4)

@@ -4,8 +4,8 @@ import pytest
 
 from rawcap.gradcheck import TOLERANCE, numerical_gradient, relative_error
 from rawcap.data.vocab import END_ID, PAD_ID, UNK_ID
-from rawcap.model import (Config, encode, init_params, is_statistic, loss_and_grads,
-                          running_statistics, trainable, word_shares)
+from rawcap.encoder import encode, running_statistics
+from rawcap.model import Config, init_params, is_statistic, loss_and_grads, trainable, word_shares
 
 TINY = dict(vocab_size=7, image_size=8, channels=(3, 4), embed_size=5, hidden_size=6,
             attention_size=4, dropout=0.3, embed_dropout=0.2, lambda_alpha=0.7, weight_decay=0.01,

@@ -11,7 +11,8 @@ from rawcap.checkpoint import save_checkpoint
 from rawcap.data.cache import open_cache, prepare
 from rawcap.data.shapes import generate_shapes
 from rawcap.decoder import decode_step, init_decoder
-from rawcap.model import Config, encode, init_params
+from rawcap.encoder import encode
+from rawcap.model import Config, init_params
 
 TINY = dict(vocab_size=7, image_size=8, channels=(3, 4), embed_size=5, hidden_size=6,
             attention_size=4, dropout=0.3, lambda_alpha=0.5)

@@ -5,7 +5,7 @@
 
 Each block k of the encoder runs conv2d (3x3, pad 1, no bias) -> bias + ReLU -> 2x2 max-pool on
 float32 arrays; block 0's input is the images, so its backward is conv2d_params_backward (no dx),
-as in rawcap.model.encode_backward. Every version of an op is timed on the same inputs in turns
+as in rawcap.encoder.encode_backward. Every version of an op is timed on the same inputs in turns
 (round robin, so a load that comes and goes hits all of them alike), and each row gives the
 median time in ms and its ratio to the first version listed.
 """
