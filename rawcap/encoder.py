@@ -1,5 +1,6 @@
 """The encoder: K conv blocks turn images into the L feature vectors the decoder attends to.
 
+    x = (images - pixel_mean) / pixel_std                  per channel
     block k:  x <- conv3x3 pad 1 (x) -> [batchnorm] -> ReLU -> maxpool 2x2
               Config.residual: then x <- ReLU(x + BN(conv3x3(x))), before the maxpool
               (Config.residual_after_pool: after it, at a quarter of the pixels)
