@@ -149,8 +149,9 @@ def test_residual_units_start_as_the_identity_and_keep_their_own_statistics(afte
 
 
 def test_a_residual_unit_after_the_pooling_works_at_a_quarter_of_the_pixels():
-    """The same weights give other features once the unit has moved off the identity: the unit
-    sees the pooled map (its output has the pooled shape at every block, so L is unchanged)."""
+    """Block k's unit sums over the pooled map, [B_img, C, S / 2^(k+1), ...], not the block's
+    [.., S / 2^k, ..]; L is unchanged, and once the unit has moved off the identity the same
+    weights give other features."""
     rng = np.random.default_rng(7)
     before = Config(**TINY, batchnorm=True, residual=True)
     after = Config(**TINY, batchnorm=True, residual=True, residual_after_pool=True)
@@ -159,7 +160,11 @@ def test_a_residual_unit_after_the_pooling_works_at_a_quarter_of_the_pixels():
         if name.endswith("bn_w"):
             params[name] += 1.0
     images = tiny_batch(rng)[0]
-    feats_before, feats_after = (encode(params, config, images)[0] for config in (before, after))
+    (feats_before, cache_before), (feats_after, cache_after) = (
+        encode(params, config, images) for config in (before, after))
+    for k, S in enumerate((8, 4)):        # the unit's ReLU keeps its input, x + z
+        assert cache_before[0][k][3][2].shape == (2, before.channels[k], S, S)
+        assert cache_after[0][k][3][2].shape == (2, after.channels[k], S // 2, S // 2)
     assert feats_before.shape == feats_after.shape == (2, after.locations, after.channels[-1])
     assert np.abs(feats_before - feats_after).max() > 1e-3
 
