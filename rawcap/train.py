@@ -40,6 +40,7 @@ from .optim import NonFiniteError, check_and_clip, learning_rate, make_optimizer
 from .run_dir import Run
 from .scst import CiderReward
 from .scst import loss_and_grads as scst_loss_and_grads
+from .ship import TRAINING_HEAD
 from .student import load_layers
 from .train_options import DEFAULT_EPOCHS, args_channels, default_size, out_dir, parse_args
 
@@ -106,8 +107,12 @@ def stop_on_ctrl_c(log):
 
 
 def weights_from(checkpoint, params):
-    """The checkpoint's parameters, checked against the new model's names and shapes."""
+    """The checkpoint's parameters, checked against the new model's names and shapes. A shipped
+    model has no bag-of-words head (ship drops it: only training uses it), so that head, and
+    only that, starts fresh when the checkpoint lacks it."""
     loaded = load_checkpoint(checkpoint)[0]
+    loaded.update({name: params[name] for name in TRAINING_HEAD
+                   if name in params and name not in loaded})
     for name, p in params.items():
         if name not in loaded or loaded[name].shape != p.shape:
             got = loaded[name].shape if name in loaded else "nothing"

@@ -49,7 +49,8 @@ def build_parser():
     g.add_argument("--resume", metavar="RUN_DIR",
                    help="continue the run in RUN_DIR from its last.h5, with its own options")
     g.add_argument("--init-from", metavar="CHECKPOINT", type=existing_file,
-                   help="start a new run from these weights")
+                   help="start a new run from these weights (a run's checkpoint or a shipped model, "
+                        "e.g. rawcap/weights/flickr8k.h5: its left-out bag-of-words head starts fresh)")
     g.add_argument("--scst", action="store_true",
                    help="self-critical training: fine-tune the --init-from model on the CIDEr-D of "
                         "sampled captions against the train references, the greedy caption's as "

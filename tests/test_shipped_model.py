@@ -21,7 +21,7 @@ from rawcap.data.images import load_image
 from rawcap.data.shapes import generate_shapes
 from rawcap.data.vocab import Vocabulary
 from rawcap.decode import decode
-from rawcap.model import is_statistic
+from rawcap.model import is_statistic, loss_and_grads
 
 TINY = ["--image-size", "32", "--channels", "4,8", "--embed-size", "8", "--hidden-size", "16",
         "--attention-size", "8", "--batch-size", "8", "--batchnorm", "--quiet"]
@@ -99,6 +99,31 @@ def test_the_head_of_the_bag_of_words_loss_is_left_out(workdir, tmp_path):
     assert small.keys() == params.keys() and small_meta["config"] == meta["config"]
     assert small_meta["shipped"]["parameters"] == sum(
         v.size for k, v in params.items() if not is_statistic(k))
+
+
+def test_the_shipped_model_fine_tunes_with_a_fresh_bag_of_words_head(workdir, shipped, in_workdir,
+                                                                   monkeypatch):
+    """train --init-from the shipped file --bag-of-words: every weight it holds starts the run,
+    and the head it left out starts fresh; any other missing weight is still an error."""
+    small = load_checkpoint(shipped["float16"])[0]
+    first_step = {}
+
+    def spy(params, *rest):
+        first_step.update(first_step or {k: np.array(v) for k, v in params.items()})
+        return loss_and_grads(params, *rest)
+
+    monkeypatch.setattr(train, "loss_and_grads", spy)
+    argv = TINY + ["--data-dir", "shapes", "--epochs", "1", "--bag-of-words", "1",
+                   "--init-from", str(shipped["float16"])]
+    assert train.main(argv + ["--out", "runs/tuned"]) == 0
+    assert first_step.keys() == small.keys() | {"bow_w", "bow_b"}
+    assert all(np.array_equal(first_step[k], small[k].astype(np.float32)) for k in small)
+    assert np.abs(first_step["bow_w"]).max() > 0 and not first_step["bow_b"].any()
+
+    del small["out_b"]
+    save_checkpoint(workdir / "no-out-b.h5", small, {}, load_checkpoint(shipped["float16"])[2])
+    argv[argv.index(str(shipped["float16"]))] = str(workdir / "no-out-b.h5")
+    assert train.main(argv + ["--out", "runs/untuned"]) == 2
 
 
 def test_load_model_gives_float32_weights_and_refuses_a_damaged_file(shipped, tmp_path):
