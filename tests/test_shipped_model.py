@@ -109,7 +109,8 @@ def test_the_shipped_model_fine_tunes_with_a_fresh_bag_of_words_head(workdir, sh
     first_step = {}
 
     def spy(params, *rest):
-        first_step.update(first_step or {k: np.array(v) for k, v in params.items()})
+        if not first_step:
+            first_step.update({k: np.array(v) for k, v in params.items()})
         return loss_and_grads(params, *rest)
 
     monkeypatch.setattr(train, "loss_and_grads", spy)
