@@ -102,7 +102,7 @@ def test_the_head_of_the_bag_of_words_loss_is_left_out(workdir, tmp_path):
 
 
 def test_the_shipped_model_fine_tunes_with_a_fresh_bag_of_words_head(workdir, shipped, in_workdir,
-                                                                   monkeypatch):
+                                                                   monkeypatch, capsys):
     """train --init-from the shipped file --bag-of-words: every weight it holds starts the run,
     and the head it left out starts fresh; any other missing weight is still an error."""
     small = load_checkpoint(shipped["float16"])[0]
@@ -125,6 +125,7 @@ def test_the_shipped_model_fine_tunes_with_a_fresh_bag_of_words_head(workdir, sh
     save_checkpoint(workdir / "no-out-b.h5", small, {}, load_checkpoint(shipped["float16"])[2])
     argv[argv.index(str(shipped["float16"]))] = str(workdir / "no-out-b.h5")
     assert train.main(argv + ["--out", "runs/untuned"]) == 2
+    assert "out_b has nothing" in capsys.readouterr().err
 
 
 def test_load_model_gives_float32_weights_and_refuses_a_damaged_file(shipped, tmp_path):
