@@ -202,6 +202,8 @@ def main(argv=None):
                    help="and a residual unit in each conv block (train --residual)")
     p.add_argument("--residual-after-pool", action="store_true",
                    help="each residual unit after its block's maxpool (train --residual-after-pool)")
+    p.add_argument("--residual-units", type=int, default=1, metavar="N",
+                   help="N residual units in a row in each block (train --residual-units)")
     p.add_argument("--deep-output", action="store_true",
                    help="Show-Attend-Tell's deep output layer (train --deep-output)")
     p.add_argument("--steps", type=int, default=10, help="timed steps")
@@ -220,6 +222,8 @@ def main(argv=None):
         p.error("--residual needs --batchnorm")
     if args.residual_after_pool and not args.residual:
         p.error("--residual-after-pool needs --residual")
+    if args.residual_units != 1 and (args.residual_units < 1 or not args.residual):
+        p.error("--residual-units needs --residual and N >= 1")
     if args.compare_torch and args.batchnorm:
         p.error("--compare-torch: tools/torch_reference.py has no batchnorm; drop --batchnorm")
     if args.count:
@@ -241,7 +245,7 @@ def main(argv=None):
                     embed_size=args.embed_size, hidden_size=args.hidden_size,
                     attention_size=args.attention_size, batchnorm=args.batchnorm,
                     residual=args.residual, residual_after_pool=args.residual_after_pool,
-                    deep_output=args.deep_output)
+                    residual_units=args.residual_units, deep_output=args.deep_output)
     rng = np.random.default_rng(0)
     params = to_device(init_params(config, rng), xp)         # in one buffer, as train has them
     optimizer = make_optimizer("adam", trainable(params))
@@ -268,6 +272,7 @@ def main(argv=None):
           f"E={config.embed_size} H={config.hidden_size} A={config.attention_size}"
           f"{', batchnorm' if config.batchnorm else ''}{', residual' if config.residual else ''}"
           f"{' after pool' if config.residual_after_pool else ''}"
+          f"{f' x {config.residual_units}' if config.residual_units > 1 else ''}"
           f"{', deep output' if config.deep_output else ''}; "
           f"median of {args.steps} steps after {args.warmup} warm-up")
     print("  kernel versions: " + ", ".join(f"{op} {version_in_effect(op, xp)}" for op in OPS))

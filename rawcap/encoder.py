@@ -3,7 +3,8 @@
     x = (images - pixel_mean) / pixel_std                  per channel
     block k:  x <- conv3x3 pad 1 (x) -> [batchnorm] -> ReLU -> maxpool 2x2
               Config.residual: then x <- ReLU(x + BN(conv3x3(x))), before the maxpool
-              (Config.residual_after_pool: after it, at a quarter of the pixels)
+              (Config.residual_after_pool: after it, at a quarter of the pixels),
+              Config.residual_units times in a row
     feats[B_img, L, D]: the last block's [D, S / 2^K, S / 2^K] map, one row per location
 
 encode runs it forward, encode_backward in reverse; both are called by rawcap.model.
@@ -41,33 +42,55 @@ def encode(params, config, images, train=False):
             x, relu = nn.relu_forward(x)
         else:
             x, relu = ops.bias_relu_forward(x, params[f"conv{k}_b"])       # conv bias + ReLU
-        res = None
+        res = []
         if config.residual and not config.residual_after_pool:
-            x, res = residual_forward(x, params, k, config, train)
+            x, res = residual_units_forward(x, params, k, config, train)
         x, pool = ops.maxpool2d_forward(x, 2, 2)
         if config.residual_after_pool:
-            x, res = residual_forward(x, params, k, config, train)
+            x, res = residual_units_forward(x, params, k, config, train)
         caches.append((conv, bn, relu, res, pool))
     N, D = x.shape[:2]
     feats = x.reshape(N, D, -1).transpose(0, 2, 1)
     return feats, (caches, x.shape)
 
 
-def residual_forward(x, params, k, config, train):
-    """Block k's residual unit: x -> ReLU(x + z), z = BN(conv3x3(x)) (the unit learns z)
+def residual_unit_names(config, k):
+    """The names of block k's residual units' parameters, in order: res{k} for the first (the
+    name it had when a block held one unit, so older checkpoints load), res{k}_{u} for u = 1, 2..."""
+    return [f"res{k}" if u == 0 else f"res{k}_{u}" for u in range(config.residual_units)]
+
+
+def residual_units_forward(x, params, k, config, train):
+    """Block k's residual units, one after the other -> out, [each unit's cache]."""
+    caches = []
+    for name in residual_unit_names(config, k):
+        x, cache = residual_forward(x, params, name, config, train)
+        caches.append(cache)
+    return x, caches
+
+
+def residual_forward(x, params, name, config, train):
+    """The residual unit `name`: x -> ReLU(x + z), z = BN(conv3x3(x)) (the unit learns z)
     -> out, cache."""
-    z, conv = ops.conv2d_forward(x, params[f"res{k}_w"], None, pad=1)
-    z, bn = batchnorm_forward(z, params, f"res{k}_bn", config, train)
+    z, conv = ops.conv2d_forward(x, params[f"{name}_w"], None, pad=1)
+    z, bn = batchnorm_forward(z, params, f"{name}_bn", config, train)
     out, relu = nn.relu_forward(x + z)
-    return out, (conv, bn, relu)
+    return out, (name, conv, bn, relu)
 
 
-def residual_backward(dout, cache, k, grads):
+def residual_units_backward(dout, caches, grads):
+    """dout -> dx through a block's residual units, the last one first."""
+    for cache in reversed(caches):
+        dout = residual_backward(dout, cache, grads)
+    return dout
+
+
+def residual_backward(dout, cache, grads):
     """dout -> dx: the sum x + z sends the gradient to x directly and through z."""
-    conv, bn, relu = cache
+    name, conv, bn, relu = cache
     dx = nn.relu_backward(dout, relu)
     dz = batchnorm_backward(dx, bn, grads)
-    dz, grads[f"res{k}_w"], _ = ops.conv2d_backward(dz, conv)
+    dz, grads[f"{name}_w"], _ = ops.conv2d_backward(dz, conv)
     return dx + dz
 
 
@@ -94,7 +117,7 @@ def running_statistics(cache):
         return {}
     updated = {}
     for _, bn, _, res, _ in cache[0]:
-        for layer in (bn, res[1] if res else None):
+        for layer in (bn, *(unit[2] for unit in res)):
             if layer is not None:
                 name, _, statistics = layer
                 updated[f"{name}_running_mean"], updated[f"{name}_running_var"] = statistics
@@ -111,10 +134,10 @@ def encode_backward(dfeats, cache, config, grads):
     for k in reversed(range(len(caches))):
         conv, bn, relu, res, pool = caches[k]
         if config.residual_after_pool:
-            dx = residual_backward(dx, res, k, grads)
+            dx = residual_units_backward(dx, res, grads)
         dx = ops.maxpool2d_backward(dx, pool)
         if config.residual and not config.residual_after_pool:
-            dx = residual_backward(dx, res, k, grads)
+            dx = residual_units_backward(dx, res, grads)
         if bn is not None:
             dx = nn.relu_backward(dx, relu)
             dx = batchnorm_backward(dx, bn, grads)

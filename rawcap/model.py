@@ -7,7 +7,8 @@ V vocabulary, T time steps.
     feats = encoder(images)                        K x [conv3x3 pad 1 -> ReLU -> maxpool 2x2]
                      (Config.batchnorm: K x [conv3x3 pad 1 -> batchnorm -> ReLU -> maxpool 2x2])
                      (Config.residual: after each block's ReLU, x <- ReLU(x + BN(conv3x3(x)));
-                      Config.residual_after_pool: after its maxpool instead, at 1/4 of the pixels)
+                      Config.residual_after_pool: after its maxpool instead, at 1/4 of the pixels;
+                      Config.residual_units such units in a row)
     m = mean_l feats;  h0 = tanh(m @ Wh0 + bh0);  c0 = tanh(m @ Wc0 + bc0);  proj = feats @ Wf + bf
     for t = 0 .. T-1:
         context, alpha_t = attention(feats, proj, h_{t-1})
@@ -31,7 +32,8 @@ The encoder (its conv blocks, forward and backward) is in rawcap/encoder.py; the
 (init_decoder, then the T steps as one op, `ops.decoder_forward/backward`) in rawcap/decoder.py.
 
 With batch normalisation the params dict also holds each block's running statistics
-(bn{k}_running_mean, bn{k}_running_var; res{k}_bn_running_... for a residual unit's): saved
+(bn{k}_running_mean, bn{k}_running_var; res{k}_bn_running_..., res{k}_{u}_bn_running_... for
+the residual units'): saved
 in checkpoints like the weights, used in eval mode (decoding), but not trained:
 `trainable(params)` leaves them out, and a training step hands their updated values back
 through `statistics` (see `forward`).
@@ -44,7 +46,7 @@ from . import layers as nn
 from .backend import array_module, ops
 from .data.vocab import PAD_ID, START_ID, UNK_ID
 from .decoder import init_decoder, init_decoder_backward
-from .encoder import encode, encode_backward, running_statistics
+from .encoder import encode, encode_backward, residual_unit_names, running_statistics
 from .flat import flatten
 from .output import output_backward, output_forward
 
@@ -77,6 +79,7 @@ class Config:
     bn_momentum: float = 0.1            # how fast the running statistics follow the batches
     residual: bool = False              # a second conv per block, added back (needs batchnorm)
     residual_after_pool: bool = False   # the residual unit after the pooling (ResNet's order)
+    residual_units: int = 1             # residual units in a row in each block (with residual)
     deep_output: bool = False           # logits from h, the context and the previous word (output.py)
 
     def __post_init__(self):
@@ -86,6 +89,9 @@ class Config:
             raise ValueError("residual units need batchnorm (their conv has no bias)")
         if self.residual_after_pool and not self.residual:
             raise ValueError("residual_after_pool places the residual units: it needs residual")
+        if self.residual_units < 1 or (self.residual_units > 1 and not self.residual):
+            raise ValueError(f"residual_units must be 1, or more with residual, "
+                             f"got {self.residual_units}")
 
     @property
     def locations(self):
@@ -125,9 +131,9 @@ def init_params(config, rng, dtype=np.float32):
             batchnorm(f"bn{k}", C)
         else:
             p[f"conv{k}_b"] = np.zeros(C, dtype)
-        if config.residual:
-            p[f"res{k}_w"] = normal((C, C, 3, 3), C * 9, np.sqrt(2))
-            batchnorm(f"res{k}_bn", C, gamma=0.0)
+        for name in residual_unit_names(config, k) if config.residual else ():
+            p[f"{name}_w"] = normal((C, C, 3, 3), C * 9, np.sqrt(2))
+            batchnorm(f"{name}_bn", C, gamma=0.0)
     D, E, H, A, V = widths[-1], config.embed_size, config.hidden_size, config.attention_size, config.vocab_size
     affines = dict(init_h=(D, H), init_c=(D, H), att_feat=(D, A), gate=(H, D), out=(H, V))
     if config.cell == "rnn":

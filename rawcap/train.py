@@ -85,7 +85,7 @@ def model_config(args, cache):
                   bag_of_words=args.bag_of_words, label_smoothing=args.label_smoothing,
                   f_beta=not args.no_f_beta, blind=args.blind, batchnorm=args.batchnorm,
                   residual=args.residual, residual_after_pool=args.residual_after_pool,
-                  deep_output=args.deep_output,
+                  residual_units=args.residual_units, deep_output=args.deep_output,
                   cell=args.cell, pixel_mean=tuple(map(float, mean)),
                   pixel_std=tuple(map(float, std)), resize=resize)
 

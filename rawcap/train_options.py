@@ -120,6 +120,9 @@ def build_parser():
     g.add_argument("--residual-after-pool", action="store_true",
                    help="put each residual unit after its block's maxpool (ResNet's order): at a "
                         "quarter of the pixels, a quarter of the unit's cost (needs --residual)")
+    g.add_argument("--residual-units", type=positive_int, default=1, metavar="N",
+                   help="N residual units in a row in each conv block, a deeper encoder "
+                        "(default 1; more needs --residual)")
     g.add_argument("--deep-output", action="store_true",
                    help="Show-Attend-Tell's deep output layer: the logits come from tanh([h, "
                         "context] @ W + b + the previous word's vector), not from h alone")
@@ -161,6 +164,8 @@ def check_args(args, parser):
                          "batchnorm shifts it)")
     if args.residual_after_pool and not args.residual:
         raise ValueError("--residual-after-pool places the residual units: give --residual too")
+    if args.residual_units > 1 and not args.residual:
+        raise ValueError("--residual-units counts the residual units: give --residual too")
     if args.init_from and args.overwrite and args.out and \
             Path(args.init_from).resolve().parent == Path(args.out).resolve():
         raise ValueError("--init-from is inside the --out folder that --overwrite would delete")

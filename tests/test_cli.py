@@ -248,19 +248,21 @@ def test_a_tiny_model_overfits_eight_captions(run_a, workdir):
 
 def test_a_batchnorm_model_trains_resumes_and_round_trips_its_statistics(in_workdir, tmp_path,
                                                                           capsys):
-    """--batchnorm --residual (after the pooling): the running statistics move during training,
-    live in the checkpoints, come back on --resume, and evaluate (eval mode) reproduces the run's
-    test metrics from best.h5."""
+    """--batchnorm --residual (two units after the pooling): the running statistics move during
+    training, live in the checkpoints, come back on --resume, and evaluate (eval mode) reproduces
+    the run's test metrics from best.h5."""
     out = tmp_path / "BN"
     assert train.main(train_args(out, "--batchnorm", "--residual", "--residual-after-pool",
-                                 "--epochs", "1")) == 0
+                                 "--residual-units", "2", "--epochs", "1")) == 0
     params, optimizer, meta = load_checkpoint(out / "last.h5")
     assert meta["config"]["batchnorm"] is True and "conv0_b" not in params
     assert meta["config"]["residual"] is meta["config"]["residual_after_pool"] is True
+    assert meta["config"]["residual_units"] == 2
     assert not np.array_equal(params["bn0_running_mean"], np.zeros(4))
     assert not np.array_equal(params["bn1_running_var"], np.ones(8))
-    assert not np.array_equal(params["res1_bn_running_var"], np.ones(8))
+    assert not np.array_equal(params["res1_1_bn_running_var"], np.ones(8))
     assert np.abs(params["res0_bn_w"]).max() > 0            # the units left the identity
+    assert np.abs(params["res0_1_bn_w"]).max() > 0
     assert not any("running" in key for key in optimizer)       # statistics are not trained
     assert train.main(["--resume", str(out), "--epochs", "2", "--quiet"]) == 0
     resumed, _, meta = load_checkpoint(out / "last.h5")
@@ -438,8 +440,9 @@ def test_train_records_the_caches_resize_in_the_model_config(workdir, in_workdir
 # 8. rawcap.bench ---------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("model", [[], ["--batchnorm", "--residual"], ["--deep-output"],
-                                   ["--batchnorm", "--residual", "--residual-after-pool"]],
-                         ids=["plain", "residual", "deep", "residual-after-pool"])
+                                   ["--batchnorm", "--residual", "--residual-after-pool"],
+                                   ["--batchnorm", "--residual", "--residual-units", "2"]],
+                         ids=["plain", "residual", "deep", "residual-after-pool", "two-units"])
 def test_bench_prints_the_time_of_each_part_and_images_per_second(capsys, model):
     assert bench.main(["--batch-size", "4", "--captions-per-image", "2", "--length", "5",
                        "--vocab-size", "20", "--image-size", "32", "--channels", "4,8",
@@ -448,6 +451,7 @@ def test_bench_prints_the_time_of_each_part_and_images_per_second(capsys, model)
     lines = capsys.readouterr().out.splitlines()
     assert ("batchnorm, residual" in lines[0]) == ("--residual" in model)
     assert ("residual after pool;" in lines[0]) == ("--residual-after-pool" in model)
+    assert ("residual x 2;" in lines[0]) == ("--residual-units" in model)
     assert ("deep output;" in lines[0]) == ("--deep-output" in model)
     ms = {}
     for part in ("forward", "backward", "optimizer", "step"):
@@ -464,6 +468,7 @@ def test_bench_prints_the_time_of_each_part_and_images_per_second(capsys, model)
     (["--data", "flickr8k"], "--data flickr8k needs --data-dir"),
     (["--residual"], "--residual needs --batchnorm"),
     (["--batchnorm", "--residual-after-pool"], "--residual-after-pool places the residual units"),
+    (["--batchnorm", "--residual-units", "2"], "--residual-units counts the residual units"),
 ])
 def test_a_bad_command_line_is_an_error_before_anything_is_made(tmp_path, monkeypatch, capsys,
                                                                  argv, message):

@@ -28,6 +28,8 @@ def tiny_batch(rng):
     (5, True, True, False, "lstm", True, False),
     (8, True, True, True, "lstm", "after pool", False),    # the units after the pooling
     (9, False, True, False, "lstm", "after pool", False),
+    (10, True, True, True, "lstm", "2 after pool", False),   # two units in a row, both modes
+    (11, True, True, False, "lstm", "2 after pool", False),
     (1, True, False, True, "rnn", False, False), (3, False, False, True, "rnn", False, False),
     (6, True, False, True, "lstm", False, True),   # the deep output layer
     (7, False, True, True, "rnn", False, True),
@@ -36,7 +38,8 @@ def test_every_parameter_gradient_matches_central_differences(seed, f_beta, batc
                                                               residual, deep):
     rng = np.random.default_rng(seed)
     config = Config(**TINY, f_beta=f_beta, batchnorm=batchnorm, cell=cell, residual=bool(residual),
-                    residual_after_pool=residual == "after pool", deep_output=deep)
+                    residual_after_pool=str(residual).endswith("after pool"),
+                    residual_units=2 if residual == "2 after pool" else 1, deep_output=deep)
     params = init_params(config, rng, np.float64)
     for name in params:                      # move off the zero biases and the init's symmetry
         params[name] += 0.1 * rng.standard_normal(params[name].shape)
@@ -121,31 +124,36 @@ def test_batchnorm_params_statistics_and_modes():
     assert not any(is_statistic(name) for name in grads)
 
 
-@pytest.mark.parametrize("after_pool", [False, True])
-def test_residual_units_start_as_the_identity_and_keep_their_own_statistics(after_pool):
-    """Each block gets res{k}_w [C, C, 3, 3] and a batchnorm whose scale starts at 0: at init the
-    residual encoder computes exactly the plain one's features (before or after the pooling);
-    training moves their statistics."""
+@pytest.mark.parametrize("after_pool, units", [(False, 1), (True, 1), (True, 2)])
+def test_residual_units_start_as_the_identity_and_keep_their_own_statistics(after_pool, units):
+    """Each block gets res{k}_w [C, C, 3, 3] (and res{k}_1_w ... for more units) and a batchnorm
+    whose scale starts at 0: at init the residual encoder computes exactly the plain one's
+    features (before or after the pooling); training moves their statistics."""
     rng = np.random.default_rng(6)
     plain = Config(**TINY, batchnorm=True)
-    residual = Config(**TINY, batchnorm=True, residual=True, residual_after_pool=after_pool)
+    residual = Config(**TINY, batchnorm=True, residual=True, residual_after_pool=after_pool,
+                      residual_units=units)
     params = init_params(residual, np.random.default_rng(0), np.float64)
     assert set(params) - set(init_params(plain, np.random.default_rng(0))) == {
-        f"res{k}_{name}" for k in (0, 1) for name in
+        f"{unit}_{name}" for unit in ("res0", "res1", "res0_1", "res1_1")[:2 * units] for name in
         ("w", "bn_w", "bn_b", "bn_running_mean", "bn_running_var")}
-    assert params["res1_w"].shape == (4, 4, 3, 3)
+    assert params[f"res1{'_1' if units == 2 else ''}_w"].shape == (4, 4, 3, 3)
     images = tiny_batch(rng)[0]
     for train in (False, True):
         np.testing.assert_array_equal(encode(params, residual, images, train)[0],
                                       encode(params, plain, images, train)[0])
     statistics = {}
     loss_and_grads(params, residual, *tiny_batch(rng), statistics=statistics)
-    assert {"res0_bn_running_mean", "res1_bn_running_var", "bn1_running_mean"} <= set(statistics)
-    assert np.abs(statistics["res0_bn_running_mean"]).max() > 0
+    assert {name for name in params if is_statistic(name)} == set(statistics)
+    assert all(np.abs(statistics[f"res{k}_bn_running_mean"]).max() > 0 for k in (0, 1))
     with pytest.raises(ValueError, match="residual units need batchnorm"):
         Config(**TINY, residual=True)
     with pytest.raises(ValueError, match="it needs residual"):
         Config(**TINY, batchnorm=True, residual_after_pool=True)
+    for units, residual in ((2, False), (0, True)):
+        with pytest.raises(ValueError, match=f"residual_units must be 1, or more with residual, "
+                                             f"got {units}"):
+            Config(**TINY, batchnorm=True, residual=residual, residual_units=units)
 
 
 def test_a_residual_unit_after_the_pooling_works_at_a_quarter_of_the_pixels():
@@ -163,8 +171,8 @@ def test_a_residual_unit_after_the_pooling_works_at_a_quarter_of_the_pixels():
     (feats_before, cache_before), (feats_after, cache_after) = (
         encode(params, config, images) for config in (before, after))
     for k, S in enumerate((8, 4)):        # the unit's ReLU keeps its input, x + z
-        assert cache_before[0][k][3][2].shape == (2, before.channels[k], S, S)
-        assert cache_after[0][k][3][2].shape == (2, after.channels[k], S // 2, S // 2)
+        assert cache_before[0][k][3][0][3].shape == (2, before.channels[k], S, S)
+        assert cache_after[0][k][3][0][3].shape == (2, after.channels[k], S // 2, S // 2)
     assert feats_before.shape == feats_after.shape == (2, after.locations, after.channels[-1])
     assert np.abs(feats_before - feats_after).max() > 1e-3
 
