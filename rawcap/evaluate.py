@@ -31,7 +31,7 @@ from .data.cache import cache_path_for, check_cache, open_cache, prepare, read_r
 from .data.vocab import Vocabulary
 from .decode import LENGTH_NORMALIZATION, decode, decoding, members
 from .metrics import format_table, score_captions
-from .ship import describe, find_model, load_model, model_decoding
+from .ship import describe, find_model, in_package, load_model, model_decoding
 
 
 def generate_split(params, config, cache_path, split, beam=1, batch_size=50, max_length=20,
@@ -194,6 +194,9 @@ def main(argv=None):
         parser.error("scoring an ensemble: give --out FOLDER for its json files")
     try:
         checkpoints = [find_model(run) for run in args.run or [None]]
+        if args.out is None and in_package(checkpoints[0]):
+            raise ValueError(f"{checkpoints[0]} is the shipped model, inside the package: give "
+                             f"--out FOLDER for its json files")
         models = [load_model(checkpoint) for checkpoint in checkpoints]
         for checkpoint, (_, _, meta) in zip(checkpoints, models):
             print(f"model: {describe(checkpoint, meta)}")

@@ -44,6 +44,12 @@ def shipped_path():
     return Path(os.environ.get(ENVIRONMENT) or SHIPPED)
 
 
+def in_package(path):
+    """Whether `path` lies in the package's weights folder, beside SHIPPED: no place for the
+    files a command writes (they would land in the installed package)."""
+    return Path(path).resolve().parent == SHIPPED.parent.resolve()
+
+
 def find_model(path=None):
     """A checkpoint file for `path` (a run directory means its best.h5, else last.h5), or the
     shipped model when path is None; CheckpointError if there is none."""

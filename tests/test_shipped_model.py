@@ -232,6 +232,15 @@ def test_evaluate_of_the_shipped_model_needs_an_out_folder_and_data(shipped, in_
     assert str(cache) in err and "--data-dir" in err
 
 
+def test_evaluate_writes_nothing_into_the_package_when_given_the_shipped_file(capsys):
+    """Named by its path, the shipped file is still the shipped model: its scores would land
+    beside it, in the installed package, so evaluate asks for --out before decoding anything."""
+    before = sorted(ship.SHIPPED.parent.iterdir())
+    assert evaluate.main([str(ship.SHIPPED), "--split", "val"]) == 2
+    assert f"{ship.SHIPPED} is the shipped model" in capsys.readouterr().err
+    assert sorted(ship.SHIPPED.parent.iterdir()) == before
+
+
 # 3. Photos of every kind -----------------------------------------------------------------------
 
 def odd_photos(folder):
