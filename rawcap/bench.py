@@ -43,6 +43,7 @@ from collections import defaultdict
 from contextlib import nullcontext
 
 from .backend import OPS, get_device, profiling, set_kernels, version_in_effect
+from .cli import positive_int
 from .model import Config, backward, forward, init_params, to_device, trainable
 from .optim import make_optimizer
 
@@ -202,7 +203,7 @@ def main(argv=None):
                    help="and a residual unit in each conv block (train --residual)")
     p.add_argument("--residual-after-pool", action="store_true",
                    help="each residual unit after its block's maxpool (train --residual-after-pool)")
-    p.add_argument("--residual-units", type=int, default=1, metavar="N",
+    p.add_argument("--residual-units", type=positive_int, default=1, metavar="N",
                    help="N residual units in a row in each block (train --residual-units)")
     p.add_argument("--deep-output", action="store_true",
                    help="Show-Attend-Tell's deep output layer (train --deep-output)")
@@ -222,8 +223,8 @@ def main(argv=None):
         p.error("--residual needs --batchnorm")
     if args.residual_after_pool and not args.residual:
         p.error("--residual-after-pool needs --residual")
-    if args.residual_units != 1 and (args.residual_units < 1 or not args.residual):
-        p.error("--residual-units needs --residual and N >= 1")
+    if args.residual_units > 1 and not args.residual:
+        p.error("--residual-units needs --residual")
     if args.compare_torch and args.batchnorm:
         p.error("--compare-torch: tools/torch_reference.py has no batchnorm; drop --batchnorm")
     if args.count:

@@ -55,9 +55,11 @@ def encode(params, config, images, train=False):
 
 
 def residual_unit_names(config, k):
-    """The names of block k's residual units' parameters, in order: res{k} for the first (the
-    name it had when a block held one unit, so older checkpoints load), res{k}_{u} for u = 1, 2..."""
-    return [f"res{k}" if u == 0 else f"res{k}_{u}" for u in range(config.residual_units)]
+    """The names of block k's residual units' parameters, in order (none without residual):
+    res{k} for the first (the name it had when a block held one unit, so older checkpoints
+    load), res{k}_{u} for u = 1, 2, ..."""
+    units = config.residual_units if config.residual else 0
+    return [f"res{k}" if u == 0 else f"res{k}_{u}" for u in range(units)]
 
 
 def residual_units_forward(x, params, k, config, train):
@@ -117,7 +119,7 @@ def running_statistics(cache):
         return {}
     updated = {}
     for _, bn, _, res, _ in cache[0]:
-        for layer in (bn, *(unit[2] for unit in res)):
+        for layer in (bn, *(unit_bn for _, _, unit_bn, _ in res)):
             if layer is not None:
                 name, _, statistics = layer
                 updated[f"{name}_running_mean"], updated[f"{name}_running_var"] = statistics

@@ -131,7 +131,7 @@ def init_params(config, rng, dtype=np.float32):
             batchnorm(f"bn{k}", C)
         else:
             p[f"conv{k}_b"] = np.zeros(C, dtype)
-        for name in residual_unit_names(config, k) if config.residual else ():
+        for name in residual_unit_names(config, k):
             p[f"{name}_w"] = normal((C, C, 3, 3), C * 9, np.sqrt(2))
             batchnorm(f"{name}_bn", C, gamma=0.0)
     D, E, H, A, V = widths[-1], config.embed_size, config.hidden_size, config.attention_size, config.vocab_size
