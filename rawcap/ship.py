@@ -86,7 +86,9 @@ def model_decoding(meta):
 
 
 def describe(path, meta):
-    """One line saying which model this is: file, data, size, where it came from, its scores."""
+    """One line saying which model this is: file, data, size, where it came from, its scores.
+    A file rawcap.ship wrote is "the shipped model" only where caption and evaluate would find
+    it by default (shipped_path); any other, e.g. an ensemble's member, is "the model file"."""
     shipped = meta.get("shipped")
     if not shipped:
         return (f"{path} (epoch {meta.get('epoch', '?')}, best val BLEU-4 "
@@ -98,7 +100,8 @@ def describe(path, meta):
     if test:
         parts.append(f"the run's test BLEU-4 {test['bleu4']:.4f}, CIDEr-D {test['cider']:.4f} "
                      f"({test['decoding']})")
-    return f"the shipped model {path}: " + "; ".join(parts)
+    name = "the shipped model" if Path(path).resolve() == shipped_path().resolve() else "the model file"
+    return f"{name} {path}: " + "; ".join(parts)
 
 
 def export(checkpoint, out, float16=True, beam=BEAM_SIZE, length_penalty=LENGTH_NORMALIZATION,

@@ -170,6 +170,10 @@ def test_caption_without_a_checkpoint_uses_the_shipped_model(workdir, shipped, t
     assert f"the shipped model {shipped['float32']}" in err and "float32" in err
     with Image.open(tmp_path / "att.png") as grid:
         assert grid.format == "PNG" and grid.width == 5 * 128
+    # another file written by rawcap.ship, given by path, is not called the shipped model
+    assert caption.main([str(shipped["float16"]), str(photo)]) == 0
+    err = capsys.readouterr().err
+    assert f"the model file {shipped['float16']}: " in err and "the shipped model" not in err
     # float32 is lossless: the run's own best.h5 writes the same caption
     assert caption.main([str(workdir / "runs" / "A"), str(photo)]) == 0
     assert captions_of(capsys.readouterr().out) == captions_of(out)
