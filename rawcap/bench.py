@@ -205,6 +205,8 @@ def main(argv=None):
                    help="each residual unit after its block's maxpool (train --residual-after-pool)")
     p.add_argument("--residual-units", type=positive_int, default=1, metavar="N",
                    help="N residual units in a row in each block (train --residual-units)")
+    p.add_argument("--no-final-pool", action="store_true",
+                   help="no maxpool after the last block: 4x the locations (train --no-final-pool)")
     p.add_argument("--deep-output", action="store_true",
                    help="Show-Attend-Tell's deep output layer (train --deep-output)")
     p.add_argument("--steps", type=int, default=10, help="timed steps")
@@ -246,7 +248,8 @@ def main(argv=None):
                     embed_size=args.embed_size, hidden_size=args.hidden_size,
                     attention_size=args.attention_size, batchnorm=args.batchnorm,
                     residual=args.residual, residual_after_pool=args.residual_after_pool,
-                    residual_units=args.residual_units, deep_output=args.deep_output)
+                    residual_units=args.residual_units, deep_output=args.deep_output,
+                    final_pool=not args.no_final_pool)
     rng = np.random.default_rng(0)
     params = to_device(init_params(config, rng), xp)         # in one buffer, as train has them
     optimizer = make_optimizer("adam", trainable(params))
@@ -274,7 +277,8 @@ def main(argv=None):
           f"{', batchnorm' if config.batchnorm else ''}{', residual' if config.residual else ''}"
           f"{' after pool' if config.residual_after_pool else ''}"
           f"{f' x {config.residual_units}' if config.residual_units > 1 else ''}"
-          f"{', deep output' if config.deep_output else ''}; "
+          f"{', deep output' if config.deep_output else ''}"
+          f"{'' if config.final_pool else f', no final pool (L={config.locations})'}; "
           f"median of {args.steps} steps after {args.warmup} warm-up")
     print("  kernel versions: " + ", ".join(f"{op} {version_in_effect(op, xp)}" for op in OPS))
     total = 0.0

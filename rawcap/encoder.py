@@ -6,6 +6,8 @@
               (Config.residual_after_pool: after it, at a quarter of the pixels),
               Config.residual_units times in a row
     feats[B_img, L, D]: the last block's [D, S / 2^K, S / 2^K] map, one row per location
+              (Config.final_pool False: the last block skips its maxpool, [D, S / 2^(K-1), ...],
+              a grid twice as fine, as Show-Attend-Tell's 14 x 14)
 
 encode runs it forward, encode_backward in reverse; both are called by rawcap.model.
 """
@@ -30,7 +32,7 @@ def encode(params, config, images, train=False):
     image's features do not depend on the rest of its batch. No effect without batchnorm."""
     xp = array_module(images)
     if config.blind:        # the features are zeros whatever the pixels: skip the encoder
-        side = config.image_size >> len(config.channels)        # K halvings, rounding down
+        side = config.image_size >> config.pools        # one halving per maxpool, rounding down
         return xp.zeros((len(images), side * side, config.channels[-1]), images.dtype), None
     mean, std = pixel_statistics(xp, config.pixel_mean, config.pixel_std, images.dtype)
     x, caches = (images - mean) / std, []
@@ -45,7 +47,9 @@ def encode(params, config, images, train=False):
         res = []
         if config.residual and not config.residual_after_pool:
             x, res = residual_units_forward(x, params, k, config, train)
-        x, pool = ops.maxpool2d_forward(x, 2, 2)
+        pool = None
+        if config.final_pool or k < len(config.channels) - 1:
+            x, pool = ops.maxpool2d_forward(x, 2, 2)
         if config.residual_after_pool:
             x, res = residual_units_forward(x, params, k, config, train)
         caches.append((conv, bn, relu, res, pool))
@@ -137,7 +141,8 @@ def encode_backward(dfeats, cache, config, grads):
         conv, bn, relu, res, pool = caches[k]
         if config.residual_after_pool:
             dx = residual_units_backward(dx, res, grads)
-        dx = ops.maxpool2d_backward(dx, pool)
+        if pool is not None:
+            dx = ops.maxpool2d_backward(dx, pool)
         if config.residual and not config.residual_after_pool:
             dx = residual_units_backward(dx, res, grads)
         if bn is not None:

@@ -1,7 +1,7 @@
 """The captioner: a small CNN encoder, soft attention and an LSTM decoder (Show, Attend and Tell).
 
 Shape key: B_img images and B captions in a batch, S image side, L = (S / 2^K)^2 image
-locations, D = the last conv width, E embedding size, H hidden size, A attention size,
+locations ((S / 2^(K-1))^2 without the last block's maxpool, Config.final_pool), D = the last conv width, E embedding size, H hidden size, A attention size,
 V vocabulary, T time steps.
 
     feats = encoder(images)                        K x [conv3x3 pad 1 -> ReLU -> maxpool 2x2]
@@ -81,6 +81,7 @@ class Config:
     residual_after_pool: bool = False   # the residual unit after the pooling (ResNet's order)
     residual_units: int = 1             # residual units in a row in each block (with residual)
     deep_output: bool = False           # logits from h, the context and the previous word (output.py)
+    final_pool: bool = True             # the last block's maxpool (False: a grid twice as fine, 4 x L)
 
     def __post_init__(self):
         if self.cell not in CELLS:
@@ -94,8 +95,13 @@ class Config:
                              f"got {self.residual_units}")
 
     @property
+    def pools(self):
+        """How many 2x2 maxpools the encoder applies: one per block, less the last without final_pool."""
+        return len(self.channels) - (not self.final_pool)
+
+    @property
     def locations(self):
-        side = self.image_size // 2 ** len(self.channels)
+        side = self.image_size // 2 ** self.pools
         return side * side
 
     def to_dict(self):
@@ -113,8 +119,8 @@ def init_params(config, rng, dtype=np.float32):
     """Random parameters: He-scaled conv weights, 1/sqrt(fan_in) elsewhere, forget bias 1; a
     residual unit's batchnorm scale starts at 0, so that each unit starts as the identity (Goyal
     et al. 2017): the residual encoder starts as the plain one and learns what to add."""
-    if config.image_size % 2 ** len(config.channels):
-        raise ValueError(f"image_size {config.image_size} must be divisible by 2^{len(config.channels)}")
+    if config.image_size % 2 ** config.pools:
+        raise ValueError(f"image_size {config.image_size} must be divisible by 2^{config.pools}")
     def normal(shape, fan_in, gain=1.0):
         return (gain / np.sqrt(fan_in) * rng.standard_normal(shape)).astype(dtype)
 

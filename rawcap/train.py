@@ -73,9 +73,11 @@ def model_config(args, cache):
         vocab_size = len(json.loads(f.attrs["vocab"])["words"])
         size = int(f.attrs["image_size"])
         resize = cache_resize(f.attrs)
-    if size % 2 ** len(args.channels):
-        raise ValueError(f"{cache}: images of {size} pixels, not a multiple of 2^{len(args.channels)} "
-                         f"(--channels {args_channels(args)})")
+    pools = len(args.channels) - args.no_final_pool
+    if size % 2 ** pools:
+        raise ValueError(f"{cache}: images of {size} pixels, not a multiple of 2^{pools} "
+                         f"(--channels {args_channels(args)}"
+                         f"{', --no-final-pool' if args.no_final_pool else ''})")
     mean, std = channel_stats(cache)
     return Config(vocab_size=vocab_size, image_size=size, channels=tuple(args.channels),
                   embed_size=args.embed_size, hidden_size=args.hidden_size,
@@ -86,7 +88,7 @@ def model_config(args, cache):
                   f_beta=not args.no_f_beta, blind=args.blind, batchnorm=args.batchnorm,
                   residual=args.residual, residual_after_pool=args.residual_after_pool,
                   residual_units=args.residual_units, deep_output=args.deep_output,
-                  cell=args.cell, pixel_mean=tuple(map(float, mean)),
+                  final_pool=not args.no_final_pool, cell=args.cell, pixel_mean=tuple(map(float, mean)),
                   pixel_std=tuple(map(float, std)), resize=resize)
 
 

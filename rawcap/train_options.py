@@ -123,6 +123,10 @@ def build_parser():
     g.add_argument("--residual-units", type=positive_int, default=1, metavar="N",
                    help="N residual units in a row in each conv block, a deeper encoder "
                         "(default 1; more needs --residual)")
+    g.add_argument("--no-final-pool", action="store_true",
+                   help="the last conv block keeps its map unpooled: the decoder attends over a "
+                        "grid twice as fine, 4x the locations (14 x 14 = 196 at 112 px, "
+                        "Show-Attend-Tell's grid; 7 x 7 with the pool)")
     g.add_argument("--deep-output", action="store_true",
                    help="Show-Attend-Tell's deep output layer: the logits come from tanh([h, "
                         "context] @ W + b + the previous word's vector), not from h alone")
@@ -182,10 +186,11 @@ def check_args(args, parser):
                                   Path(args.data_dir).suffix.lower() == ".tsv" and Path(args.data_dir).is_file()):
             raise ValueError(f"--data-dir {args.data_dir}: no such folder or .tsv file")
         size = args.image_size or default_size(args)
-        blocks = 2 ** len(args.channels)
-        if size % blocks:
-            raise ValueError(f"--image-size {size} must be a multiple of 2^{len(args.channels)} = "
-                             f"{blocks} (one 2x pooling per entry of --channels {args_channels(args)})")
+        pools = len(args.channels) - args.no_final_pool
+        if size % 2 ** pools:
+            raise ValueError(f"--image-size {size} must be a multiple of 2^{pools} = {2 ** pools} "
+                             f"(one 2x pooling per entry of --channels {args_channels(args)}"
+                             f"{', less the last with --no-final-pool' if args.no_final_pool else ''})")
     if args.layers:
         load_layers(args.layers)            # a StudentLayerError (a ValueError) names the file
     check_free(out_dir(args), overwrite=args.overwrite)

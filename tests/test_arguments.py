@@ -24,6 +24,8 @@ def fail(command, argv, capsys):
     (["--image-size", "0"], "--image-size: must be a whole number of 1 or more, got 0"),
     (["--image-size", "36"], "--image-size 36 must be a multiple of 2^3 = 8"),
     (["--image-size", "62", "--channels", "4,8"], "--image-size 62 must be a multiple of 2^2 = 4"),
+    (["--image-size", "34", "--no-final-pool"], "--image-size 34 must be a multiple of 2^2 = 4 "
+     "(one 2x pooling per entry of --channels 16,32,64, less the last with --no-final-pool)"),
     (["--test-beam", "0"], "--test-beam: must be a whole number of 1 or more, got 0"),
     (["--batch-size", "-2"], "--batch-size: must be a whole number of 1 or more, got -2"),
     (["--lr", "0"], "--lr: must be a number above 0, got 0"),

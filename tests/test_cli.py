@@ -248,13 +248,14 @@ def test_a_tiny_model_overfits_eight_captions(run_a, workdir):
 
 def test_a_batchnorm_model_trains_resumes_and_round_trips_its_statistics(in_workdir, tmp_path,
                                                                           capsys):
-    """--batchnorm --residual (two units after the pooling): the running statistics move during
-    training, live in the checkpoints, come back on --resume, and evaluate (eval mode) reproduces
-    the run's test metrics from best.h5."""
+    """--batchnorm --residual (two units after the pooling; no final pool, a finer grid): the
+    running statistics move during training, live in the checkpoints, come back on --resume, and
+    evaluate (eval mode) reproduces the run's test metrics from best.h5."""
     out = tmp_path / "BN"
     assert train.main(train_args(out, "--batchnorm", "--residual", "--residual-after-pool",
-                                 "--residual-units", "2", "--epochs", "1")) == 0
+                                 "--residual-units", "2", "--no-final-pool", "--epochs", "1")) == 0
     params, optimizer, meta = load_checkpoint(out / "last.h5")
+    assert meta["config"]["final_pool"] is False
     assert meta["config"]["batchnorm"] is True and "conv0_b" not in params
     assert meta["config"]["residual"] is meta["config"]["residual_after_pool"] is True
     assert meta["config"]["residual_units"] == 2
@@ -441,8 +442,10 @@ def test_train_records_the_caches_resize_in_the_model_config(workdir, in_workdir
 
 @pytest.mark.parametrize("model", [[], ["--batchnorm", "--residual"], ["--deep-output"],
                                    ["--batchnorm", "--residual", "--residual-after-pool"],
-                                   ["--batchnorm", "--residual", "--residual-units", "2"]],
-                         ids=["plain", "residual", "deep", "residual-after-pool", "two-units"])
+                                   ["--batchnorm", "--residual", "--residual-units", "2"],
+                                   ["--no-final-pool"]],
+                         ids=["plain", "residual", "deep", "residual-after-pool", "two-units",
+                              "no-final-pool"])
 def test_bench_prints_the_time_of_each_part_and_images_per_second(capsys, model):
     assert bench.main(["--batch-size", "4", "--captions-per-image", "2", "--length", "5",
                        "--vocab-size", "20", "--image-size", "32", "--channels", "4,8",
@@ -453,6 +456,7 @@ def test_bench_prints_the_time_of_each_part_and_images_per_second(capsys, model)
     assert ("residual after pool;" in lines[0]) == ("--residual-after-pool" in model)
     assert ("residual x 2;" in lines[0]) == ("--residual-units" in model)
     assert ("deep output;" in lines[0]) == ("--deep-output" in model)
+    assert ("no final pool (L=256);" in lines[0]) == ("--no-final-pool" in model)   # 32 / 2 = 16
     ms = {}
     for part in ("forward", "backward", "optimizer", "step"):
         found = [re.fullmatch(rf"\s*{part}\s+([\d.]+) ms.*", line) for line in lines]

@@ -40,6 +40,21 @@ def test_every_parameter_gradient_matches_central_differences(seed, f_beta, batc
     config = Config(**TINY, f_beta=f_beta, batchnorm=batchnorm, cell=cell, residual=bool(residual),
                     residual_after_pool=str(residual).endswith("after pool"),
                     residual_units=2 if residual == "2 after pool" else 1, deep_output=deep)
+    assert_gradients_match(config, rng, train)
+
+
+@pytest.mark.parametrize("seed, batchnorm, train", [(12, False, True), (13, True, True),
+                                                    (14, True, False)])
+def test_gradients_match_without_the_final_pool(seed, batchnorm, train):
+    """The last block's map goes to the decoder unpooled (and through its residual unit)."""
+    config = Config(**TINY, batchnorm=batchnorm, residual=batchnorm, residual_after_pool=batchnorm,
+                    final_pool=False)
+    assert_gradients_match(config, np.random.default_rng(seed), train)
+
+
+def assert_gradients_match(config, rng, train):
+    """Every trainable parameter's gradient from loss_and_grads against central differences,
+    at parameters moved off the init, on tiny_batch, with one fixed dropout mask."""
     params = init_params(config, rng, np.float64)
     for name in params:                      # move off the zero biases and the init's symmetry
         params[name] += 0.1 * rng.standard_normal(params[name].shape)
@@ -51,7 +66,7 @@ def test_every_parameter_gradient_matches_central_differences(seed, f_beta, batc
 
     _, _, grads = loss_and_grads(params, config, *batch, np.random.default_rng(5), train=train)
     assert grads.keys() == trainable(params).keys()
-    assert any(is_statistic(name) for name in params) == batchnorm
+    assert any(is_statistic(name) for name in params) == config.batchnorm
     for name, p in trainable(params).items():
         error = relative_error(grads[name], numerical_gradient(loss, p, np.asarray(1.0)))
         assert error < TOLERANCE, f"{name}: relative error {error:.1e}"
@@ -175,6 +190,24 @@ def test_a_residual_unit_after_the_pooling_works_at_a_quarter_of_the_pixels():
         assert cache_after[0][k][3][0][3].shape == (2, after.channels[k], S // 2, S // 2)
     assert feats_before.shape == feats_after.shape == (2, after.locations, after.channels[-1])
     assert np.abs(feats_before - feats_after).max() > 1e-3
+
+
+def test_without_the_final_pool_the_decoder_attends_over_four_times_the_locations():
+    """The same weights: the unpooled last map, whose 2x2 maxima are the pooled features."""
+    rng = np.random.default_rng(8)
+    pooled, fine = Config(**TINY), Config(**TINY, final_pool=False)
+    params, images = init_params(pooled, rng, np.float64), tiny_batch(rng)[0]
+    (coarse_feats, _), (fine_feats, _) = (encode(params, c, images) for c in (pooled, fine))
+    assert (pooled.locations, fine.locations) == (4, 16)        # 8 px, two blocks: 2x2 and 4x4
+    assert fine_feats.shape == (2, 16, pooled.channels[-1])
+    grid = fine_feats.transpose(0, 2, 1).reshape(2, -1, 2, 2, 2, 2)   # [N, D, i, 2, j, 2]
+    np.testing.assert_array_equal(grid.max(axis=(3, 5)).reshape(2, -1, 4).transpose(0, 2, 1),
+                                  coarse_feats)
+    assert Config.from_dict({k: v for k, v in fine.to_dict().items()
+                             if k != "final_pool"}).final_pool       # older checkpoints: pooled
+    init_params(Config(**{**TINY, "image_size": 6}, final_pool=False), rng)   # 6 = 3 x 2^1
+    with pytest.raises(ValueError, match="image_size 6 must be divisible by 2\\^2"):
+        init_params(Config(**{**TINY, "image_size": 6}), rng)
 
 
 def test_the_rnn_decoder_has_its_own_cell_parameters_and_no_c0():
