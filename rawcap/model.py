@@ -1,8 +1,8 @@
 """The captioner: a small CNN encoder, soft attention and an LSTM decoder (Show, Attend and Tell).
 
 Shape key: B_img images and B captions in a batch, S image side, L = (S / 2^K)^2 image
-locations ((S / 2^(K-1))^2 without the last block's maxpool, Config.final_pool), D = the last conv width, E embedding size, H hidden size, A attention size,
-V vocabulary, T time steps.
+locations ((S / 2^(K-1))^2 without the last block's maxpool, Config.final_pool), D = the last
+conv width, E embedding size, H hidden size, A attention size, V vocabulary, T time steps.
 
     feats = encoder(images)                        K x [conv3x3 pad 1 -> ReLU -> maxpool 2x2]
                      (Config.batchnorm: K x [conv3x3 pad 1 -> batchnorm -> ReLU -> maxpool 2x2])
@@ -96,7 +96,7 @@ class Config:
 
     @property
     def pools(self):
-        """How many 2x2 maxpools the encoder applies: one per block, less the last without final_pool."""
+        """The encoder's 2x2 maxpools: one per block, less the last one without final_pool."""
         return len(self.channels) - (not self.final_pool)
 
     @property

@@ -88,8 +88,8 @@ def model_config(args, cache):
                   f_beta=not args.no_f_beta, blind=args.blind, batchnorm=args.batchnorm,
                   residual=args.residual, residual_after_pool=args.residual_after_pool,
                   residual_units=args.residual_units, deep_output=args.deep_output,
-                  final_pool=not args.no_final_pool, cell=args.cell, pixel_mean=tuple(map(float, mean)),
-                  pixel_std=tuple(map(float, std)), resize=resize)
+                  final_pool=not args.no_final_pool, cell=args.cell,
+                  pixel_mean=tuple(map(float, mean)), pixel_std=tuple(map(float, std)), resize=resize)
 
 
 def stop_on_ctrl_c(log):
