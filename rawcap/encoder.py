@@ -48,7 +48,7 @@ def encode(params, config, images, train=False):
         if config.residual and not config.residual_after_pool:
             x, res = residual_units_forward(x, params, k, config, train)
         pool = None
-        if config.final_pool or k < len(config.channels) - 1:
+        if k < config.pools:                # every block's but the last's without final_pool
             x, pool = ops.maxpool2d_forward(x, 2, 2)
         if config.residual_after_pool:
             x, res = residual_units_forward(x, params, k, config, train)

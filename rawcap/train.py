@@ -42,7 +42,8 @@ from .scst import CiderReward
 from .scst import loss_and_grads as scst_loss_and_grads
 from .ship import TRAINING_HEAD
 from .student import load_layers
-from .train_options import DEFAULT_EPOCHS, args_channels, default_size, out_dir, parse_args
+from .train_options import (DEFAULT_EPOCHS, args_channels, args_pools, default_size, out_dir,
+                            parse_args)
 
 def prepare_data(args, log):
     """Make sure the dataset and its cache exist -> the cache path. The cache is named after the
@@ -73,7 +74,7 @@ def model_config(args, cache):
         vocab_size = len(json.loads(f.attrs["vocab"])["words"])
         size = int(f.attrs["image_size"])
         resize = cache_resize(f.attrs)
-    pools = len(args.channels) - args.no_final_pool
+    pools = args_pools(args)
     if size % 2 ** pools:
         raise ValueError(f"{cache}: images of {size} pixels, not a multiple of 2^{pools} "
                          f"(--channels {args_channels(args)}"

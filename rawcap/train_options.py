@@ -186,7 +186,7 @@ def check_args(args, parser):
                                   Path(args.data_dir).suffix.lower() == ".tsv" and Path(args.data_dir).is_file()):
             raise ValueError(f"--data-dir {args.data_dir}: no such folder or .tsv file")
         size = args.image_size or default_size(args)
-        pools = len(args.channels) - args.no_final_pool
+        pools = args_pools(args)
         if size % 2 ** pools:
             raise ValueError(f"--image-size {size} must be a multiple of 2^{pools} = {2 ** pools} "
                              f"(one 2x pooling per entry of --channels {args_channels(args)}"
@@ -199,6 +199,11 @@ def check_args(args, parser):
 
 def args_channels(args):
     return ",".join(map(str, args.channels))
+
+
+def args_pools(args):
+    """The encoder's 2x2 maxpools (Config.pools): one per --channels entry, less --no-final-pool."""
+    return len(args.channels) - args.no_final_pool
 
 
 def default_size(args):
