@@ -232,7 +232,8 @@ def train_in(run, args, xp, cache, config, params, opt_state, meta, log, student
     dropout_rng = np.random.default_rng()
     dropout_rng.bit_generator.state = meta["dropout_rng"]
     loader = CaptionBatches(cache, "train", args.batch_size, seed=args.seed, per_image=True,
-                            augment=getattr(args, "augment", False))
+                            augment=getattr(args, "augment", False), zoom=getattr(args, "zoom", 1.0),
+                            colour_jitter=getattr(args, "colour_jitter", 0.0))
     total_steps = args.epochs * len(loader)
 
     def schedule(step):

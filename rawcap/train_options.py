@@ -41,6 +41,12 @@ def build_parser():
                    help="how images become S x S in the cache: centre crop (aspect kept) or squash")
     g.add_argument("--augment", action="store_true",
                    help="shift training images by up to S/16 pixels and mirror half of them")
+    g.add_argument("--zoom", type=float, default=1.0, metavar="Z",
+                   help="with --augment: first cut each training image to a random square of "
+                        "side S/z, z uniform in [1, Z], resized back to S (default 1: off)")
+    g.add_argument("--colour-jitter", type=float, default=0.0, metavar="A",
+                   help="with --augment: scale each training image's saturation, contrast and "
+                        "brightness by factors uniform in [1-A, 1+A], hues kept (default 0: off)")
     g = p.add_argument_group("run")
     g.add_argument("--out", help="the run folder (default runs/DATA, or runs/NAME for --cache "
                                  "NAME.h5); it must not hold a run")
@@ -163,6 +169,12 @@ def check_args(args, parser):
     if args.scst_baseline == "mean" and args.scst_samples < 2:
         raise ValueError("--scst-baseline mean compares each sample with the image's others: "
                          "give --scst-samples 2 or more")
+    if (args.zoom != 1 or args.colour_jitter != 0) and not args.augment:
+        raise ValueError("--zoom and --colour-jitter are kinds of augmentation: give --augment too")
+    if args.zoom < 1:
+        raise ValueError(f"--zoom {args.zoom}: a zoom factor is at least 1 (1: no zoom)")
+    if not 0 <= args.colour_jitter < 1:
+        raise ValueError(f"--colour-jitter {args.colour_jitter}: must lie in [0, 1)")
     if args.residual and not args.batchnorm:
         raise ValueError("--residual needs --batchnorm (a residual unit's conv has no bias: its "
                          "batchnorm shifts it)")

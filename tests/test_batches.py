@@ -259,11 +259,52 @@ def test_shift_and_flip_cuts_windows_of_the_padded_image():
     assert 8 < sum(flipped) < 32                    # about half, with no shift at all
 
 
-def test_augmented_batches_are_reproducible(cache):
+def test_random_zoom_of_one_changes_nothing():
+    images = np.random.default_rng(0).integers(0, 256, (5, 3, 9, 9), dtype=np.uint8)
+    np.testing.assert_array_equal(batches.random_zoom(images, np.random.default_rng(1), 1.0), images)
+
+
+def test_random_zoom_matches_scipy_bilinear_sampling_of_its_window():
+    from scipy import ndimage
+    images = np.random.default_rng(0).integers(0, 256, (6, 3, 10, 10), dtype=np.uint8)
+    out = batches.random_zoom(images, np.random.default_rng(1), 1.6)
+    draws = np.random.default_rng(1)                 # the same draws, in the same order
+    sides = 10 / draws.uniform(1, 1.6, 6)
+    corners = draws.uniform(0, 1, (6, 2)) * (10 - sides)[:, None]
+    assert sides.min() < 9                           # zoomed, not just resampled
+    for n in range(6):
+        ys, xs = (corners[n, k] + (np.arange(10) + 0.5) * sides[n] / 10 - 0.5 for k in (0, 1))
+        grid = np.meshgrid(ys, xs, indexing="ij")
+        for c in range(3):
+            want = ndimage.map_coordinates(images[n, c].astype(float), grid, order=1, mode="nearest")
+            assert np.abs(out[n, c].astype(float) - want).max() <= 0.5 + 1e-4    # rounded to uint8
+
+
+def test_jitter_colours_keeps_hues_and_scales_brightness_and_contrast():
+    rng = np.random.default_rng(0)
+    pixels = rng.uniform(0.3, 0.6, (8, 3, 6, 6)).astype(np.float32)    # far from the clip
+    np.testing.assert_allclose(batches.jitter_colours(pixels, rng, 0.0), pixels, atol=1e-6)
+    out = batches.jitter_colours(pixels, np.random.default_rng(2), 0.3)
+    _, c, b = np.random.default_rng(2).uniform(0.7, 1.3, (3, 8, 1, 1, 1))
+    luma = np.array([0.299, 0.587, 0.114])[:, None, None]
+    grey_in, grey_out = ((x * luma).sum(axis=1, keepdims=True) for x in (pixels, out))
+    mean = grey_in.mean(axis=(2, 3), keepdims=True)
+    np.testing.assert_allclose(grey_out, b * (mean + c * (grey_in - mean)), atol=1e-5)
+    greys = np.repeat(pixels[:, :1], 3, axis=1)                       # grey stays grey
+    jittered = batches.jitter_colours(greys, np.random.default_rng(3), 0.5)
+    np.testing.assert_allclose(jittered, np.repeat(jittered[:, :1], 3, axis=1), atol=1e-6)
+    bright = batches.jitter_colours(pixels * 3, np.random.default_rng(4), 0.5)
+    assert bright.min() >= 0 and bright.max() == 1                    # clipped
+
+
+@pytest.mark.parametrize("stronger", [{}, dict(zoom=1.3, colour_jitter=0.3)])
+def test_augmented_batches_are_reproducible(cache, stronger):
     path, _ = cache
     plain = CaptionBatches(path, "train", 2, seed=3, per_image=True, prefetch=0)
-    ahead = CaptionBatches(path, "train", 2, seed=3, per_image=True, prefetch=2, augment=True)
-    again = CaptionBatches(path, "train", 2, seed=3, per_image=True, prefetch=0, augment=True)
+    ahead = CaptionBatches(path, "train", 2, seed=3, per_image=True, prefetch=2, augment=True,
+                           **stronger)
+    again = CaptionBatches(path, "train", 2, seed=3, per_image=True, prefetch=0, augment=True,
+                           **stronger)
     first, second = list(ahead.epoch(1)), list(again.epoch(1))
     for a, b in zip(first, second):
         np.testing.assert_array_equal(a.images, b.images)

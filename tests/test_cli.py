@@ -473,6 +473,9 @@ def test_bench_prints_the_time_of_each_part_and_images_per_second(capsys, model)
     (["--residual"], "--residual needs --batchnorm"),
     (["--batchnorm", "--residual-after-pool"], "--residual-after-pool places the residual units"),
     (["--batchnorm", "--residual-units", "2"], "--residual-units counts the residual units"),
+    (["--zoom", "1.2"], "--zoom and --colour-jitter are kinds of augmentation"),
+    (["--augment", "--zoom", "0.8"], "--zoom 0.8: a zoom factor is at least 1"),
+    (["--augment", "--colour-jitter", "1"], "--colour-jitter 1.0: must lie in [0, 1)"),
 ])
 def test_a_bad_command_line_is_an_error_before_anything_is_made(tmp_path, monkeypatch, capsys,
                                                                  argv, message):

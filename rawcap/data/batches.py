@@ -22,7 +22,10 @@ Augmentation (augment=True, for training): each image of a batch is shifted by u
 pixels in each direction (the image is padded by repeating its border, then an S x S window is
 cut at a random offset) and mirrored left-right with probability 1/2. The draws come from
 np.random.default_rng((seed, epoch, batch number)), so they too are the same whatever
-`prefetch` is, and a resumed run sees the same pixels.
+`prefetch` is, and a resumed run sees the same pixels. Two stronger kinds can be added:
+zoom > 1 first cuts each image to a random square of side S / z, z uniform in [1, zoom], and
+resizes it back to S x S (`random_zoom`); colour_jitter = a > 0 then scales each image's
+saturation, contrast and brightness by factors uniform in [1 - a, 1 + a] (`jitter_colours`).
 
 The caption arrays of the split are small and are read into memory once; images are read from
 the file batch by batch: each distinct row on its own, then put in the order the batch wants
@@ -95,19 +98,24 @@ class CaptionBatches:
                  (`channel_stats`, computed here once; kept as .mean and .std, float32 [3])
     prefetch     batches read ahead by a background thread; 0 reads them in the caller's thread
     augment      random shifts and left-right flips of the images (module docstring)
+    zoom         with augment: the largest zoom factor z of `random_zoom` (1: none)
+    colour_jitter  with augment: the spread a of `jitter_colours` (0: none)
     """
 
     def __init__(self, cache_path, split, batch_size, seed=0, per_image=False,
-                 normalize=False, prefetch=2, augment=False):
+                 normalize=False, prefetch=2, augment=False, zoom=1.0, colour_jitter=0.0):
         if split not in SPLITS:
             raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
         if prefetch < 0:
             raise ValueError(f"prefetch must be 0 or more, got {prefetch}")
+        if zoom < 1 or not 0 <= colour_jitter < 1:
+            raise ValueError(f"zoom must be at least 1 and colour_jitter in [0, 1), got "
+                             f"{zoom} and {colour_jitter}")
         self.path, self.split, self.batch_size = os.fspath(cache_path), split, batch_size
         self.seed, self.per_image, self.prefetch = seed, per_image, prefetch
-        self.augment = augment
+        self.augment, self.zoom, self.colour_jitter = augment, zoom, colour_jitter
 
         with open_cache(self.path) as file:
             in_split = file["split"][()] == SPLITS.index(split)
@@ -184,9 +192,13 @@ class CaptionBatches:
         inputs = np.ascontiguousarray(tokens[:, :T], dtype=np.int32)
         targets = np.ascontiguousarray(tokens[:, 1:T + 1], dtype=np.int32)
         pixels = read_rows(images, image_rows)                          # uint8 [B_img, 3, S, S]
+        if rng is not None and self.zoom > 1:
+            pixels = random_zoom(pixels, rng, self.zoom)
         if rng is not None:
             pixels = shift_and_flip(pixels, rng)
         pixels = pixels.astype(np.float32) / 255
+        if rng is not None and self.colour_jitter > 0:
+            pixels = jitter_colours(pixels, rng, self.colour_jitter)
         if self.mean is not None:
             pixels = (pixels - self.mean[:, None, None]) / self.std[:, None, None]
         return Batch(pixels, inputs, targets, targets != PAD_ID,
@@ -207,6 +219,46 @@ def shift_and_flip(images, rng, max_shift=None):
         window = padded[n, :, y:y + S, x:x + S]
         out[n] = window[:, :, ::-1] if flip else window
     return out
+
+
+def random_zoom(images, rng, max_zoom):
+    """Each of images[N, C, S, S] (uint8) cut to a square window of side w = S / z, z uniform in
+    [1, max_zoom], at a uniform place inside the image, and resized back to S x S by bilinear
+    interpolation: output pixel i samples the window at y0 + (i + 1/2) w / S - 1/2.
+    Returns a new uint8 array of the same shape."""
+    N, _, S, _ = images.shape
+    sides = S / rng.uniform(1, max_zoom, N)
+    corners = rng.uniform(0, 1, (N, 2)) * (S - sides)[:, None]
+    out = np.empty_like(images)
+    for n in range(N):
+        coords = corners[n, :, None] + (np.arange(S) + 0.5) * sides[n] / S - 0.5   # [2, S]
+        (y0, y1, fy), (x0, x1, fx) = (interpolation_points(c, S) for c in coords)
+        image = images[n].astype(np.float32)
+        rows = image[:, y0] * (1 - fy)[:, None] + image[:, y1] * fy[:, None]
+        out[n] = np.rint(rows[:, :, x0] * (1 - fx) + rows[:, :, x1] * fx)
+    return out
+
+
+def interpolation_points(coords, S):
+    """For sample positions coords[S] inside [-1/2, S - 1/2]: the pixels either side, lo and
+    hi, and the weight of hi, so that value = (1 - weight) * pixel[lo] + weight * pixel[hi]."""
+    coords = np.clip(coords, 0, S - 1)
+    lo = np.minimum(np.floor(coords).astype(np.int64), S - 2)
+    return lo, lo + 1, (coords - lo).astype(np.float32)
+
+
+def jitter_colours(pixels, rng, amount):
+    """Each of pixels[N, 3, S, S] (float32 in [0, 1]) with its saturation, contrast and
+    brightness scaled by factors s, c, b uniform in [1 - amount, 1 + amount], in that order:
+    x <- g + s (x - g) with g the pixel's grey (ITU-R 601 luma), then x <- m + c (x - m) with m
+    the image's mean grey, then x <- b x; clipped to [0, 1]. Hues are kept: captions name them."""
+    s, c, b = rng.uniform(1 - amount, 1 + amount, (3, len(pixels), 1, 1, 1)).astype(np.float32)
+    luma = np.array([0.299, 0.587, 0.114], np.float32)[:, None, None]
+    grey = (pixels * luma).sum(axis=1, keepdims=True)                 # [N, 1, S, S]
+    out = grey + s * (pixels - grey)
+    mean = grey.mean(axis=(2, 3), keepdims=True)
+    out = mean + c * (out - mean)
+    return np.clip(b * out, 0, 1)
 
 
 def read_rows(dataset, rows):
