@@ -171,7 +171,7 @@ def check_args(args, parser):
                          "give --scst-samples 2 or more")
     if (args.zoom != 1 or args.colour_jitter != 0) and not args.augment:
         raise ValueError("--zoom and --colour-jitter are kinds of augmentation: give --augment too")
-    if args.zoom < 1:
+    if not args.zoom >= 1:                  # NaN too
         raise ValueError(f"--zoom {args.zoom}: a zoom factor is at least 1 (1: no zoom)")
     if not 0 <= args.colour_jitter < 1:
         raise ValueError(f"--colour-jitter {args.colour_jitter}: must lie in [0, 1)")

@@ -110,7 +110,7 @@ class CaptionBatches:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
         if prefetch < 0:
             raise ValueError(f"prefetch must be 0 or more, got {prefetch}")
-        if zoom < 1 or not 0 <= colour_jitter < 1:
+        if not (zoom >= 1 and 0 <= colour_jitter < 1):
             raise ValueError(f"zoom must be at least 1 and colour_jitter in [0, 1), got "
                              f"{zoom} and {colour_jitter}")
         self.path, self.split, self.batch_size = os.fspath(cache_path), split, batch_size
