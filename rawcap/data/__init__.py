@@ -3,10 +3,12 @@
     python -m rawcap.data shapes  --out DIR                      # the built-in dataset
     python -m rawcap.data prepare --data-dir DIR --out FILE.h5   # any Flickr8k layout -> cache
     python -m rawcap.data stats   FILE.h5
+    python -m rawcap.data distill FILE.h5 TEACHER_CAPTIONS.json --out NEW.h5   # a student's cache
 
 Modules: `tokenize` (Karpathy's tokenization), `vocab` (the vocabulary), `flickr8k` (readers of
 the three layouts people have), `images` (Pillow preprocessing), `cache` (the HDF5 file),
-`shapes` (the synthetic dataset), `batches` (shuffled batches with background prefetch).
+`distill` (a teacher's captions in place of the references), `shapes` (the synthetic dataset),
+`batches` (shuffled batches with background prefetch).
 
 The cache, one HDF5 file (I images, K captions, S image size, M = max_length + 2):
 

@@ -1,10 +1,12 @@
-"""python -m rawcap.data {shapes,prepare,stats}: make the built-in dataset, build a cache, describe it."""
+"""python -m rawcap.data {shapes,prepare,stats,distill}: make the built-in dataset, build a cache,
+describe it, give its train images a teacher's captions."""
 import argparse
 import sys
 import time
 
 from ..cli import existing_dir, existing_file, positive_int
 from .cache import prepare, stats
+from .distill import distill
 from .flickr8k import LAYOUTS, DataError
 from .images import ImageError
 
@@ -40,6 +42,20 @@ def main(argv=None):
     p = commands.add_parser("stats", help="describe a cache: images per split, vocabulary, lengths, <unk>")
     p.add_argument("cache", type=existing_file, help="a file written by prepare")
 
+    p = commands.add_parser("distill", help="a copy of a cache whose train captions are a teacher's",
+                            description="Sequence-level distillation (Kim & Rush 2016): copy the "
+                            "cache, replacing each train image's captions by the caption a teacher "
+                            "wrote for it (python -m rawcap.evaluate TEACHER --split train --out DIR "
+                            "writes DIR/captions_train.json). Train a student on the copy with "
+                            "python -m rawcap.train --cache OUT.")
+    p.add_argument("cache", type=existing_file, help="a file written by prepare")
+    p.add_argument("captions", type=existing_file,
+                   help="the teacher's captions of every train image: file name -> caption (JSON)")
+    p.add_argument("--out", required=True, help="the cache file to write")
+    p.add_argument("--keep-references", action="store_true",
+                   help="add the teacher's caption to each train image's references instead of "
+                        "replacing them")
+
     p = commands.add_parser("shapes", help="generate the built-in dataset of synthetic scenes",
                             description="Scenes of 1-3 coloured shapes with 5 reference captions "
                             "each, written in the Flickr8k layout (images/, Flickr8k.token.txt, "
@@ -57,6 +73,10 @@ def main(argv=None):
             prepare(args.data_dir, args.out, size=args.size, min_count=args.min_count,
                     max_length=args.max_length, layout=args.layout, skip_bad=args.skip_bad,
                     split_seed=args.split_seed, workers=args.workers, resize=args.resize)
+        elif args.command == "distill":
+            images, added = distill(args.cache, args.captions, args.out, args.keep_references)
+            print(f"wrote {args.out}: {added} teacher captions for {images} train images"
+                  f"{' beside their references' if args.keep_references else ''}")
         elif args.command == "stats":
             print("\n".join(stats(args.cache)))
         else:

@@ -294,4 +294,7 @@ def stats(path):
               f"truncated to {attrs['max_length']} words: {attrs['truncated']} captions",
               f"skipped: {attrs['skipped']}"]
     lines += [f"note: {note}" for note in json.loads(attrs.get("notes", "[]"))]
+    if "distilled_from" in attrs:
+        how = "joined" if attrs["distilled_keep_references"] else "replaced"
+        lines.append(f"distilled: train references {how} by the captions of {attrs['distilled_from']}")
     return lines
