@@ -8,7 +8,7 @@ from rawcap.data.__main__ import main
 from rawcap.data.batches import CaptionBatches
 from rawcap.data.cache import cache_fingerprint, check_cache, open_cache, prepare, read_references, stats
 from rawcap.data.distill import distill
-from rawcap.data.vocab import Vocabulary
+from rawcap.data.vocab import UNK_ID, Vocabulary
 
 from data_fixtures import NAMES, SPLIT_OF, write_dataset
 
@@ -62,6 +62,7 @@ def test_train_captions_are_the_teachers_and_val_and_test_are_untouched(tmp_path
         assert vocab.decode(ids) == text.decode().split() and not ids[length:].any()
     check_cache(out, vocab=vocab.words, image_size=16)          # a model of the old cache takes it
     assert attrs["fingerprint"] != old_attrs["fingerprint"]
+    assert attrs["unk_tokens"] == (new["captions"] == UNK_ID).sum() and attrs["truncated"] == 0
     assert any(line.startswith("distilled: train references") for line in stats(out))
 
 
@@ -105,3 +106,13 @@ def test_the_command_line_writes_the_cache_and_says_so(tmp_path, cache, capsys):
     (tmp_path / "bad.json").write_text("{not json")
     assert main(["distill", str(cache), str(tmp_path / "bad.json"), "--out", str(out)]) == 2
     assert "bad.json: not a captions JSON" in capsys.readouterr().err
+
+
+def test_a_teacher_caption_longer_than_max_length_is_cut_and_counted(tmp_path, cache):
+    long = " ".join(["square"] * 25)
+    distill(cache, teacher(tmp_path, {name: long if name == TRAIN[0] else "a square" for name in TRAIN}),
+            tmp_path / "out.h5")
+    new, attrs = contents(tmp_path / "out.h5")
+    first = new["caption_image"] == NAMES.index(TRAIN[0])
+    assert attrs["truncated"] == 1 and new["caption_lengths"][first].tolist() == [22]
+    assert new["caption_text"][first][0].decode() == long          # the references keep every word

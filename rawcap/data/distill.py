@@ -90,11 +90,12 @@ def distill(cache, teacher_captions, out, keep_references=False):
             f.create_dataset("caption_lengths",
                              data=np.concatenate([lengths[kept], new_lengths]).astype(np.int32))
             f.create_dataset("caption_image", data=np.concatenate([owner[kept], train]).astype(np.int32))
-            f.create_dataset("caption_text", data=list(text[kept]) + new_text,
-                             dtype=h5py.string_dtype())
+            all_text = list(text[kept]) + new_text
+            f.create_dataset("caption_text", data=all_text, dtype=h5py.string_dtype())
             attrs.update(distilled_from=str(Path(teacher_captions).resolve()),
                          distilled_keep_references=bool(keep_references),
-                         unk_tokens=int((f["captions"][:] == UNK_ID).sum()))
+                         unk_tokens=int((f["captions"][:] == UNK_ID).sum()),
+                         truncated=sum(len(t.split()) > max_length for t in all_text))
             attrs.pop("fingerprint")
             f.attrs.update(attrs)
             f.attrs["fingerprint"] = digest.hexdigest()     # last: only a complete file carries it
