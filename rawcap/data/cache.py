@@ -212,20 +212,26 @@ def _write_captions(f, corpus, kept, min_count, max_length, data_dir):
     if not train_captions:
         raise ValueError(f"{data_dir}: the training split has no captions")
     vocab = Vocabulary.build(train_captions, min_count)
-    rows, lengths, owner, text, truncated = [], [], [], [], 0
-    for i, (name, _) in enumerate(kept):
-        for tokens in corpus.captions[name]:
-            ids, cut = vocab.encode(tokens, max_length)
-            rows.append(ids + [PAD_ID] * (max_length + 2 - len(ids)))
-            lengths.append(len(ids))
-            owner.append(i)
-            text.append(" ".join(tokens))
-            truncated += cut
-    f.create_dataset("captions", data=np.array(rows, dtype=np.int32))
-    f.create_dataset("caption_lengths", data=np.array(lengths, dtype=np.int32))
-    f.create_dataset("caption_image", data=np.array(owner, dtype=np.int32))
-    f.create_dataset("caption_text", data=text, dtype=h5py.string_dtype())
+    owned = [(i, tokens) for i, (name, _) in enumerate(kept) for tokens in corpus.captions[name]]
+    rows, lengths, truncated = encode_rows(vocab, [tokens for _, tokens in owned], max_length)
+    f.create_dataset("captions", data=rows)
+    f.create_dataset("caption_lengths", data=lengths)
+    f.create_dataset("caption_image", data=np.array([i for i, _ in owned], dtype=np.int32))
+    f.create_dataset("caption_text", data=[" ".join(tokens) for _, tokens in owned],
+                     dtype=h5py.string_dtype())
     return vocab, len(rows), truncated
+
+
+def encode_rows(vocab, captions, max_length):
+    """Token lists -> the cache's caption rows: (ids int32 [K, max_length + 2], <start> w_1 ..
+    w_n <end> then <pad>; lengths int32 [K], n + 2; how many were cut to max_length words)."""
+    rows = np.full((len(captions), max_length + 2), PAD_ID, dtype=np.int32)
+    lengths, truncated = np.zeros(len(captions), dtype=np.int32), 0
+    for k, tokens in enumerate(captions):
+        ids, cut = vocab.encode(tokens, max_length)
+        rows[k, :len(ids)], lengths[k] = ids, len(ids)
+        truncated += cut
+    return rows, lengths, truncated
 
 
 def open_cache(path):

@@ -19,9 +19,9 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from .cache import open_cache, vocab_path
+from .cache import encode_rows, open_cache, vocab_path
 from .flickr8k import SPLITS
-from .vocab import PAD_ID, UNK_ID, Vocabulary
+from .vocab import UNK_ID, Vocabulary
 
 
 def read_teacher_captions(path):
@@ -70,13 +70,11 @@ def distill(cache, teacher_captions, out, keep_references=False):
                          f"{len(train)} train images of {cache} (first {missing[0]!r})")
 
     kept = np.isin(owner, train, invert=True) | keep_references
-    new_rows, new_lengths, new_text = [], [], []
-    for i in train:
-        tokens = captions[filenames[i]].split()
-        ids, _ = vocab.encode(tokens, max_length)
-        new_rows.append(ids + [PAD_ID] * (rows.shape[1] - len(ids)))
-        new_lengths.append(len(ids))
-        new_text.append(" ".join(tokens))
+    taught = [captions[filenames[i]].split() for i in train]
+    new_rows, new_lengths, _ = encode_rows(vocab, taught, max_length)
+    rows, lengths = np.concatenate([rows[kept], new_rows]), np.concatenate([lengths[kept], new_lengths])
+    owner = np.concatenate([owner[kept], train]).astype(np.int32)
+    text = [*text[kept], *(" ".join(tokens) for tokens in taught)]
     digest = hashlib.sha256(str(attrs["fingerprint"]).encode())
     digest.update(json.dumps({"keep_references": bool(keep_references)}).encode())
     digest.update(Path(teacher_captions).read_bytes())
@@ -86,16 +84,14 @@ def distill(cache, teacher_captions, out, keep_references=False):
         with open_cache(cache) as source, h5py.File(tmp, "w") as f:
             for name in ("images", "filenames", "split"):
                 source.copy(name, f)
-            f.create_dataset("captions", data=np.concatenate([rows[kept], new_rows]).astype(np.int32))
-            f.create_dataset("caption_lengths",
-                             data=np.concatenate([lengths[kept], new_lengths]).astype(np.int32))
-            f.create_dataset("caption_image", data=np.concatenate([owner[kept], train]).astype(np.int32))
-            all_text = list(text[kept]) + new_text
-            f.create_dataset("caption_text", data=all_text, dtype=h5py.string_dtype())
+            f.create_dataset("captions", data=rows)
+            f.create_dataset("caption_lengths", data=lengths)
+            f.create_dataset("caption_image", data=owner)
+            f.create_dataset("caption_text", data=text, dtype=h5py.string_dtype())
             attrs.update(distilled_from=str(Path(teacher_captions).resolve()),
                          distilled_keep_references=bool(keep_references),
-                         unk_tokens=int((f["captions"][:] == UNK_ID).sum()),
-                         truncated=sum(len(t.split()) > max_length for t in all_text))
+                         unk_tokens=int((rows == UNK_ID).sum()),
+                         truncated=sum(len(t.split()) > max_length for t in text))
             attrs.pop("fingerprint")
             f.attrs.update(attrs)
             f.attrs["fingerprint"] = digest.hexdigest()     # last: only a complete file carries it
@@ -104,4 +100,4 @@ def distill(cache, teacher_captions, out, keep_references=False):
         if os.path.exists(tmp):
             os.remove(tmp)
     vocab.save(vocab_path(out))
-    return len(train), len(new_rows)
+    return len(train), len(taught)
