@@ -422,7 +422,7 @@ def random_batch(config, images, captions_per_image, length, rng):
     return Batch(rng.random((images, 3, config.image_size, config.image_size), dtype=np.float32),
                  ids(), ids(), np.ones((B, length), bool),
                  np.repeat(np.arange(images, dtype=np.int32), captions_per_image),
-                 np.arange(images))
+                 np.arange(images), np.arange(B))
 
 
 def count_step(config, images=32, captions_per_image=5, length=20, clip=1e-6, seed=0):

@@ -21,11 +21,15 @@ conv width, E embedding size, H hidden size, A attention size, V vocabulary, T t
            + lambda_alpha * mean_n sum_l (1 - sum_t mask_t alpha_tl)^2
            + weight_decay / 2 * (sum of squared weights; biases excluded)
            + bag_of_words * CE(softmax(mean_l feats_img @ Wbow + bbow), q)
+           + teacher_weight * mean over tokens of -sum_v q_teacher[v] log softmax(logits)[v]
     (label smoothing, eps = Config.label_smoothing: the margin is the mean over tokens of the
     target's logit minus the mean logit, what smoothing adds, rawcap.layers.label_smoothing;
     the bag-of-words loss, Config.bag_of_words > 0: from its mean feature, each image predicts
     q, the share of each word among the words of its captions in the batch; it trains the
-    encoder directly on what the captions name, and is not used to caption)
+    encoder directly on what the captions name, and is not used to caption; the teacher's
+    term, Config.teacher_weight > 0 with soft_targets given: at each step of each caption, the
+    next-word distribution a teacher (a trained model or an ensemble) gave there,
+    rawcap.teacher: word-level distillation)
 
 Every piece is a layer from rawcap.layers; `loss` runs them forward, then backward in reverse.
 The encoder (its conv blocks, forward and backward) is in rawcap/encoder.py; the decoder
@@ -69,6 +73,7 @@ class Config:
     weight_decay: float = 0.0
     bag_of_words: float = 0.0           # weight of the bag-of-words loss on the encoder (0: none)
     label_smoothing: float = 0.0        # eps: the share of each target moved to the uniform word
+    teacher_weight: float = 0.0         # weight of a teacher's next-word distributions (rawcap.teacher)
     f_beta: bool = True
     cell: str = "lstm"                  # the decoder's recurrent cell: "lstm" or "rnn" (vanilla, tanh)
     blind: bool = False                 # zero the image features: the captioner cannot look
@@ -185,7 +190,7 @@ def trainable(params):
 
 
 def loss_and_grads(params, config, images, inputs, targets, mask, caption_image, rng=None,
-                   statistics=None, train=True):
+                   statistics=None, train=True, soft_targets=None):
     """The training loss of one batch and the gradient of every trainable parameter.
 
     images[B_img, 3, S, S] in [0, 1]; inputs, targets[B, T] int; mask[B, T] bool;
@@ -193,21 +198,24 @@ def loss_and_grads(params, config, images, inputs, targets, mask, caption_image,
     statistics: a dict that receives the batchnorm running statistics updated by this batch
     (train mode), for the caller to put into params after the step; None: not wanted.
     train: batchnorm uses the batch's statistics (True) or the running ones (False).
-    -> loss, {"ce", "smoothing", "attention", "decay", "words"} parts, grads keyed like
+    soft_targets: (indices[B, T, k] int, probs[B, T, k]): at each step, a teacher's k likeliest
+    next words and their probabilities (rawcap.teacher; 0 at masked steps), the targets of the
+    teacher's term when config.teacher_weight > 0; None: no such term.
+    -> loss, {"ce", "smoothing", "teacher", "attention", "decay", "words"} parts, grads keyed like
     trainable(params).
     The loss and its parts are 0-d arrays (NumPy scalars on the CPU) on the arrays' device:
     float() reads one, which on a GPU waits for the step; optim.check_and_clip reads them all
     in one copy.
     """
     loss, parts, cache = forward(params, config, images, inputs, targets, mask, caption_image, rng,
-                                 train)
+                                 train, soft_targets=soft_targets)
     if statistics is not None:
         statistics.update(running_statistics(cache[2]))
     return loss, parts, backward(cache)
 
 
 def forward(params, config, images, inputs, targets, mask, caption_image, rng=None, train=True,
-            advantages=None):
+            advantages=None, soft_targets=None):
     """The loss (arguments as for loss_and_grads) -> loss, parts, cache for `backward`
     (cache[2] is encode's: `running_statistics(cache[2])` are the updated statistics).
 
@@ -216,23 +224,21 @@ def forward(params, config, images, inputs, targets, mask, caption_image, rng=No
     -(1/B) sum_b advantages_b sum_t mask log p(targets_bt) (parts key "policy", not "ce")."""
     xp = array_module(images)
     B, T = inputs.shape
-
-    # Forward: encoder, then every caption gets its image's features (a row lookup: the
-    # embedding layer does exactly that), decoder initial state, then T steps.
-    feats_img, enc = encode(params, config, images, train)
+    logits, alphas, feats_img, (enc, gather, init, emb, word_drop, dec, out, words_shape) = \
+        teacher_forced(params, config, images, inputs, caption_image, rng, train)
     N, L, D = feats_img.shape
-    feats_rows, gather = ops.embedding_forward(caption_image, feats_img.reshape(N, L * D))
-    feats = feats_rows.reshape(B, L, D)
-    proj, h, c, init = init_decoder(params, feats)
-    words, emb = ops.embedding_forward(inputs, params["embed_w"])           # [B, T, E]
-    words, word_drop = nn.dropout_forward(words, config.embed_dropout if rng is not None else 0.0, rng)
-    hs, alphas, dec = ops.decoder_forward(feats, proj, h, c, words, params, config)
-    logits, out = output_forward(params, hs, words, alphas, feats,
-                                 config.dropout if rng is not None else 0.0, rng)
-    smoothing, smooth = xp.zeros((), h.dtype), None
+    dtype = logits.dtype
+    smoothing, smooth = xp.zeros((), dtype), None
     if config.label_smoothing and advantages is None:       # (before the loss reuses the logits)
         margin, smooth = nn.label_smoothing_forward(logits, targets, mask)
         smoothing = config.label_smoothing * margin
+    teaching, taught = xp.zeros((), dtype), None
+    if config.teacher_weight and soft_targets is not None and advantages is None:
+        q = teacher_distribution(*soft_targets, logits.shape[2]).reshape(B * T, -1)
+        # soft_cross_entropy averages over its B * T rows; the term is a mean over the tokens.
+        weight = config.teacher_weight * B * T / xp.maximum(mask.sum(), 1).astype(dtype)
+        teaching, taught = nn.soft_cross_entropy_forward(logits.reshape(B * T, -1), q)
+        teaching, taught = weight * teaching, (weight, taught)
     # Nothing reads the logits after the loss, so the loss may reuse their buffer.
     if advantages is None:
         ce, ce_cache = ops.softmax_cross_entropy_forward(logits, targets, mask, overwrite_logits=True)
@@ -240,26 +246,54 @@ def forward(params, config, images, inputs, targets, mask, caption_image, rng=No
         logits[:, :, [PAD_ID, START_ID]] = -xp.inf
         ce, ce_cache = nn.policy_gradient_forward(logits, targets, mask, advantages)
 
-    maskf = mask.astype(h.dtype)
+    maskf = mask.astype(dtype)
     attended = (alphas * maskf[:, :, None]).sum(axis=1)                   # [B, L]: sum_t alpha_tl
     att_loss = config.lambda_alpha * ((1 - attended) ** 2).sum() / B
     if config.weight_decay:
         decay = config.weight_decay / 2 * sum((params[n] ** 2).sum() for n in decayed(params))
     else:
-        decay = xp.zeros((), h.dtype)
-    words_loss, bow = xp.zeros((), h.dtype), None
+        decay = xp.zeros((), dtype)
+    words_loss, bow = xp.zeros((), dtype), None
     if config.bag_of_words and advantages is None:     # (a sampled caption is no description)
-        bag = word_shares(targets, mask, caption_image, N, params["bow_b"].shape[0], h.dtype)
+        bag = word_shares(targets, mask, caption_image, N, params["bow_b"].shape[0], dtype)
         bow_logits, bow_affine = nn.affine_forward(feats_img.mean(axis=1), params["bow_w"],
                                                    params["bow_b"])
         words_loss, bow_ce = nn.soft_cross_entropy_forward(bow_logits, bag)
         words_loss, bow = config.bag_of_words * words_loss, (bow_affine, bow_ce)
     # The parts stay on the device: reading one on the host makes the host wait for the GPU.
     parts = {"ce" if advantages is None else "policy": ce, "smoothing": smoothing,
-             "attention": att_loss, "decay": decay, "words": words_loss}
+             "teacher": teaching, "attention": att_loss, "decay": decay, "words": words_loss}
     cache = (params, config, enc, gather, init, emb, word_drop, dec, out,
-             (advantages is None, ce_cache, smooth), attended, maskf, bow, (B, T, N, L, D), words.shape)
-    return ce + smoothing + att_loss + decay + words_loss, parts, cache
+             (advantages is None, ce_cache, smooth, taught), attended, maskf, bow, (B, T, N, L, D), words_shape)
+    return ce + smoothing + teaching + att_loss + decay + words_loss, parts, cache
+
+
+def teacher_forced(params, config, images, inputs, caption_image, rng=None, train=True):
+    """The logits[B, T, V] of the word after each of inputs[B, T] (teacher forcing: the decoder
+    reads the true words) -> logits, alphas[B, T, L], feats_img[N, L, D], and the caches
+    `backward` needs (arguments as for loss_and_grads; rng None: no dropout)."""
+    # Encoder, then every caption gets its image's features (a row lookup: the embedding layer
+    # does exactly that), decoder initial state, then T steps.
+    feats_img, enc = encode(params, config, images, train)
+    N, L, D = feats_img.shape
+    feats_rows, gather = ops.embedding_forward(caption_image, feats_img.reshape(N, L * D))
+    feats = feats_rows.reshape(len(inputs), L, D)
+    proj, h, c, init = init_decoder(params, feats)
+    words, emb = ops.embedding_forward(inputs, params["embed_w"])           # [B, T, E]
+    words, word_drop = nn.dropout_forward(words, config.embed_dropout if rng is not None else 0.0, rng)
+    hs, alphas, dec = ops.decoder_forward(feats, proj, h, c, words, params, config)
+    logits, out = output_forward(params, hs, words, alphas, feats,
+                                 config.dropout if rng is not None else 0.0, rng)
+    return logits, alphas, feats_img, (enc, gather, init, emb, word_drop, dec, out, words.shape)
+
+
+def teacher_distribution(indices, probs, V):
+    """q[B, T, V]: probs[b, t, j] at word indices[b, t, j], 0 at every other word."""
+    xp = array_module(probs)
+    B, T, _ = indices.shape
+    q = xp.zeros((B, T, V), probs.dtype)
+    q[xp.arange(B)[:, None, None], xp.arange(T)[None, :, None], indices] = probs
+    return q
 
 
 def word_shares(targets, mask, caption_image, N, V, dtype):
@@ -281,11 +315,14 @@ def backward(cache):
     # operation on it. The gradients computed as new arrays are copied into it at the end.
     flat = flatten(trainable(params), fill=0)
     grads = dict(flat)
-    cross_entropy, ce_cache, smooth = ce_cache
+    cross_entropy, ce_cache, smooth, taught = ce_cache
     if cross_entropy:
         dlogits = ops.softmax_cross_entropy_backward(1.0, ce_cache)
         if smooth is not None:
             dlogits += nn.label_smoothing_backward(config.label_smoothing, smooth)
+        if taught is not None:
+            weight, taught = taught
+            dlogits += nn.soft_cross_entropy_backward(weight, taught).reshape(dlogits.shape)
     else:
         dlogits = nn.policy_gradient_backward(1.0, ce_cache)
     dhs, dwords_out, dalphas_out, dfeats_out = output_backward(dlogits, out, grads)

@@ -79,9 +79,10 @@ def loss_and_grads(params, config, images, image_rows, reward, rng, max_length=2
     baseline: "greedy", the greedy caption's reward (Rennie et al.), or "mean", the mean reward
     of the image's K - 1 other samples (Luo 2020; K >= 2; no greedy decode), which centres the
     advantages of each image on 0. -> loss, parts, grads keyed like trainable(params); parts:
-    "policy", "smoothing", "attention", "decay", "words" (the loss; "smoothing" and "words" are
-    0: no label smoothing or bag-of-words loss on samples), and "reward" and "baseline", the
-    mean CIDEr-D of the samples and of what they were compared with."""
+    "policy", "smoothing", "teacher", "attention", "decay", "words" (the loss; "smoothing",
+    "teacher" and "words" are 0: no label smoothing, teacher or bag-of-words loss on samples),
+    and "reward" and "baseline", the mean CIDEr-D of the samples and of what they were compared
+    with."""
     if baseline not in ("greedy", "mean") or samples < (2 if baseline == "mean" else 1):
         raise ValueError(f"scst: baseline {baseline!r} with {samples} samples per image "
                          f"(greedy takes 1 or more, mean 2 or more)")

@@ -13,7 +13,9 @@ alone (rawcap/run_dir.py: a used folder is refused unless --overwrite, a lock re
 process). Every option is checked before anything is read or created. Ctrl-C (or kill -9) stops
 the run; --resume continues from last.h5, bit for bit on the CPU. --layers hw/ trains with a
 student's own layer functions (rawcap.student) in place of the textbook's. --scst fine-tunes a
-trained model on the CIDEr-D of its own sampled captions (self-critical training, rawcap/scst.py).
+trained model on the CIDEr-D of its own sampled captions (self-critical training, rawcap/scst.py);
+--teacher FILE adds a teacher's next-word distributions to the loss (word-level distillation,
+rawcap/teacher.py).
 """
 import argparse
 import json
@@ -42,6 +44,7 @@ from .scst import CiderReward
 from .scst import loss_and_grads as scst_loss_and_grads
 from .ship import TRAINING_HEAD
 from .student import load_layers
+from .teacher import Teacher, check_teacher
 from .train_options import (DEFAULT_EPOCHS, args_channels, args_pools, default_size, out_dir,
                             parse_args)
 
@@ -86,6 +89,7 @@ def model_config(args, cache):
                   embed_dropout=args.embed_dropout,
                   lambda_alpha=args.lambda_alpha, weight_decay=args.weight_decay,
                   bag_of_words=args.bag_of_words, label_smoothing=args.label_smoothing,
+                  teacher_weight=args.teacher_weight if args.teacher else 0.0,
                   f_beta=not args.no_f_beta, blind=args.blind, batchnorm=args.batchnorm,
                   residual=args.residual, residual_after_pool=args.residual_after_pool,
                   residual_units=args.residual_units, deep_output=args.deep_output,
@@ -130,6 +134,8 @@ def start_run(args, log):
     args.epochs = args.epochs or DEFAULT_EPOCHS
     cache = prepare_data(args, log)
     config = model_config(args, cache)
+    if args.teacher:
+        check_teacher(args.teacher, cache)
     params = init_params(config, np.random.default_rng(args.seed))
     if args.init_from:
         params = weights_from(args.init_from, params)
@@ -244,6 +250,7 @@ def train_in(run, args, xp, cache, config, params, opt_state, meta, log, student
 
     with open_cache(cache) as f:
         words = json.loads(f.attrs["vocab"])["words"]
+    teacher = Teacher(args.teacher, cache) if getattr(args, "teacher", None) else None
     scst = getattr(args, "scst", False)
     reward = CiderReward(cache) if scst else None
     loss_part = "policy" if scst else "ce"
@@ -259,7 +266,9 @@ def train_in(run, args, xp, cache, config, params, opt_state, meta, log, student
                                          dropout_rng, samples=getattr(args, "scst_samples", 1),
                                          baseline=getattr(args, "scst_baseline", "greedy"))
         else:
-            result = loss_and_grads(params, config, *arrays, dropout_rng, statistics)
+            soft_targets = [xp.asarray(a) for a in teacher.targets(batch)] if teacher else None
+            result = loss_and_grads(params, config, *arrays, dropout_rng, statistics,
+                                    soft_targets=soft_targets)
         if student is not None:
             check_layers_ran(student, log)
             student = None

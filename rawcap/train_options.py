@@ -117,6 +117,14 @@ def build_parser():
     g.add_argument("--label-smoothing", type=dropout_rate, default=0.0, metavar="EPS",
                    help="train on (1 - EPS) x the caption's word + EPS spread evenly over the "
                         "vocabulary, so that the model is never quite sure (default 0: off)")
+    g.add_argument("--teacher", metavar="FILE",
+                   help="a teacher's next-word distributions for the train captions of this cache "
+                        "(python -m rawcap.teacher writes them): learn them beside the captions, "
+                        "word-level distillation")
+    g.add_argument("--teacher-weight", type=nonnegative_float, default=1.0, metavar="WEIGHT",
+                   help="with --teacher: the weight of its term, the mean over tokens of the "
+                        "cross-entropy against its distributions (default 1: as much as the "
+                        "captions' own)")
     g.add_argument("--no-f-beta", action="store_true", help="drop the sigmoid gate on the context")
     g.add_argument("--batchnorm", action="store_true",
                    help="batch normalisation after each conv (running statistics kept in the checkpoint)")
@@ -169,6 +177,14 @@ def check_args(args, parser):
     if args.scst_baseline == "mean" and args.scst_samples < 2:
         raise ValueError("--scst-baseline mean compares each sample with the image's others: "
                          "give --scst-samples 2 or more")
+    if "teacher_weight" in given and not args.teacher:
+        raise ValueError("--teacher-weight weighs a teacher's term: give --teacher FILE too")
+    if args.teacher and args.scst:
+        raise ValueError("--teacher trains on the captions' words; --scst on sampled captions: "
+                         "give one of them")
+    if args.teacher and not Path(args.teacher).is_file():
+        raise ValueError(f"--teacher {args.teacher}: no such file (python -m rawcap.teacher "
+                         f"writes one)")
     if (args.zoom != 1 or args.colour_jitter != 0) and not args.augment:
         raise ValueError("--zoom and --colour-jitter are kinds of augmentation: give --augment too")
     if not args.zoom >= 1:                  # NaN too

@@ -56,7 +56,8 @@ def cache(tmp_path):
 
 def checked_captions(batch, cache_arrays):
     """The cache rows of the batch's captions, once everything in the batch is checked against
-    the cache: tokens, T, mask, pixels, and the image each caption is said to describe."""
+    the cache: tokens, T, mask, pixels, the image each caption is said to describe, and the
+    caption rows the batch names."""
     captions, lengths = cache_arrays["captions"], cache_arrays["caption_lengths"]
     k = batch.inputs[:, 1] - FIRST_WORD
     T = lengths[k].max() - 1
@@ -64,8 +65,9 @@ def checked_captions(batch, cache_arrays):
     assert batch.inputs.shape == batch.targets.shape == batch.mask.shape == (B, T)
     assert batch.images.shape == (B_img, 3, 4, 4) and batch.caption_image.shape == (B,)
     assert (batch.images.dtype, batch.inputs.dtype, batch.targets.dtype, batch.mask.dtype,
-            batch.caption_image.dtype, batch.image_rows.dtype) == (
-        np.float32, np.int32, np.int32, np.bool_, np.int32, np.int64)
+            batch.caption_image.dtype, batch.image_rows.dtype, batch.caption_rows.dtype) == (
+        np.float32, np.int32, np.int32, np.bool_, np.int32, np.int64, np.int64)
+    assert np.array_equal(batch.caption_rows, k)
     assert np.array_equal(batch.inputs, captions[k, :T])
     assert np.array_equal(batch.targets, captions[k, 1:T + 1])
     # the real targets are w_1 .. w_n <end>: the first length - 1 positions
@@ -323,7 +325,8 @@ def small_batch(**changes):
                           inputs=np.array([[1, 2, 3], [1, 4, 0]], np.int32),
                           targets=np.array([[2, 3, 4], [4, 2, 0]], np.int32),
                           mask=np.array([[1, 1, 1], [1, 1, 0]], bool),
-                          caption_image=np.zeros(2, np.int32), image_rows=np.zeros(1, np.int64))
+                          caption_image=np.zeros(2, np.int32), image_rows=np.zeros(1, np.int64),
+                          caption_rows=np.arange(2))
     return batch._replace(**changes)
 
 

@@ -66,9 +66,10 @@ def train_args(out, *more):
 
 
 def on_loss_call(monkeypatch, action):
-    """Route train.py's calls of loss_and_grads through action(n, *args), n = 1, 2, ..."""
+    """Route train.py's calls of loss_and_grads through action(n, *args, **kwargs), n = 1, 2, ..."""
     calls = iter(range(1, 10 ** 6))
-    monkeypatch.setattr(train, "loss_and_grads", lambda *args: action(next(calls), *args))
+    monkeypatch.setattr(train, "loss_and_grads",
+                        lambda *args, **kwargs: action(next(calls), *args, **kwargs))
 
 
 def read_log(run_dir):
@@ -112,10 +113,10 @@ def test_train_writes_a_complete_run_directory(run_a, workdir):
 def interrupt(at_call, after_step_started):
     """Ctrl-C at loss_and_grads call `at_call`: before it runs, or once it has run (its dropout
     masks drawn) but before the optimizer step."""
-    def action(n, *args):
+    def action(n, *args, **kwargs):
         if n == at_call and not after_step_started:
             raise KeyboardInterrupt
-        result = loss_and_grads(*args)
+        result = loss_and_grads(*args, **kwargs)
         if n == at_call:
             raise KeyboardInterrupt
         return result
@@ -153,8 +154,8 @@ def test_a_nan_loss_stops_with_status_3_and_leaves_best_alone(in_workdir, tmp_pa
                                                               capsys):
     best, best_after_epoch_1 = tmp_path / "run" / "best.h5", []
 
-    def nan_in_epoch_2(n, *args):
-        loss, parts, grads = loss_and_grads(*args)
+    def nan_in_epoch_2(n, *args, **kwargs):
+        loss, parts, grads = loss_and_grads(*args, **kwargs)
         if n == BATCHES + 2:
             best_after_epoch_1.append(best.read_bytes())
             return float("nan"), dict(parts, ce=float("nan")), grads
@@ -178,10 +179,10 @@ def test_init_from_starts_a_new_run_from_the_checkpoint_weights(run_a, in_workdi
     weights, _, _ = load_checkpoint(source)
     first_step = {}
 
-    def spy(n, params, *rest):
+    def spy(n, params, *rest, **kwargs):
         if n == 1:
             first_step.update({k: np.array(v) for k, v in params.items()})
-        return loss_and_grads(params, *rest)
+        return loss_and_grads(params, *rest, **kwargs)
 
     on_loss_call(monkeypatch, spy)
     run_c = tmp_path / "C"

@@ -52,9 +52,10 @@ def test_gradients_match_without_the_final_pool(seed, batchnorm, train):
     assert_gradients_match(config, np.random.default_rng(seed), train)
 
 
-def assert_gradients_match(config, rng, train):
+def assert_gradients_match(config, rng, train, soft_targets=None):
     """Every trainable parameter's gradient from loss_and_grads against central differences,
-    at parameters moved off the init, on tiny_batch, with one fixed dropout mask."""
+    at parameters moved off the init, on tiny_batch, with one fixed dropout mask
+    (and soft_targets, a teacher's, if given)."""
     params = init_params(config, rng, np.float64)
     for name in params:                      # move off the zero biases and the init's symmetry
         params[name] += 0.1 * rng.standard_normal(params[name].shape)
@@ -62,14 +63,50 @@ def assert_gradients_match(config, rng, train):
 
     def loss():   # the same dropout mask on every call
         return np.asarray(loss_and_grads(params, config, *batch, np.random.default_rng(5),
-                                         train=train)[0])
+                                         train=train, soft_targets=soft_targets)[0])
 
-    _, _, grads = loss_and_grads(params, config, *batch, np.random.default_rng(5), train=train)
+    _, _, grads = loss_and_grads(params, config, *batch, np.random.default_rng(5), train=train,
+                                 soft_targets=soft_targets)
     assert grads.keys() == trainable(params).keys()
     assert any(is_statistic(name) for name in params) == config.batchnorm
     for name, p in trainable(params).items():
         error = relative_error(grads[name], numerical_gradient(loss, p, np.asarray(1.0)))
         assert error < TOLERANCE, f"{name}: relative error {error:.1e}"
+
+
+def teacher_targets(rng, mask, k=3, V=7):
+    """A teacher's soft targets for tiny_batch: k distinct words a step, probabilities summing to
+    1 where mask, 0 where not."""
+    indices = np.array([[rng.permutation(V)[:k] for _ in row] for row in mask])
+    probs = rng.dirichlet(np.ones(k), mask.shape) * mask[:, :, None]
+    return indices, probs
+
+
+def test_gradients_match_with_a_teachers_soft_targets():
+    """The teacher's term (word-level distillation, rawcap.teacher) adds to dlogits."""
+    rng = np.random.default_rng(15)
+    soft_targets = teacher_targets(rng, tiny_batch(np.random.default_rng(15))[3])
+    assert_gradients_match(Config(**TINY, teacher_weight=0.8), np.random.default_rng(15), True,
+                           soft_targets)
+
+
+def test_teacher_term_is_the_cross_entropy_when_the_teacher_is_sure_of_the_target():
+    """q one-hot on each target: the teacher's term is teacher_weight times the cross-entropy,
+    and its gradient the same multiple of the cross-entropy's; without soft targets no term."""
+    rng = np.random.default_rng(4)
+    config = Config(**{**TINY, "lambda_alpha": 0.0, "weight_decay": 0.0, "bag_of_words": 0.0,
+                       "label_smoothing": 0.0, "dropout": 0.0, "embed_dropout": 0.0})
+    params = init_params(config, rng, np.float64)
+    images, inputs, targets, mask, owner = tiny_batch(rng)
+    sure = (targets[:, :, None], mask[:, :, None].astype(np.float64))
+    taught = Config(**{**config.to_dict(), "teacher_weight": 0.5})
+    plain = loss_and_grads(params, config, images, inputs, targets, mask, owner)
+    loss, parts, grads = loss_and_grads(params, taught, images, inputs, targets, mask, owner,
+                                        soft_targets=sure)
+    assert parts["teacher"] == pytest.approx(0.5 * parts["ce"], rel=1e-12)
+    assert loss == pytest.approx(1.5 * plain[0], rel=1e-12)
+    np.testing.assert_allclose(grads["out_w"], 1.5 * plain[2]["out_w"], rtol=1e-10)
+    assert loss_and_grads(params, taught, images, inputs, targets, mask, owner)[1]["teacher"] == 0
 
 
 def test_loss_parts_add_up_and_blind_model_ignores_the_image():

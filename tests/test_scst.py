@@ -124,7 +124,7 @@ def test_the_models_policy_loss_is_minus_the_mean_log_probability_of_the_samples
     batch = teacher_batch(sampled.tokens, 5)
     loss, parts, _ = forward(params, config, images, *batch, np.arange(len(images)), train=False,
                              advantages=np.ones(len(images)))
-    assert set(parts) == {"policy", "smoothing", "attention", "decay", "words"}
+    assert set(parts) == {"policy", "smoothing", "teacher", "attention", "decay", "words"}
     assert loss == pytest.approx(-sampled.scores.mean(), rel=1e-10)
 
 

@@ -108,10 +108,10 @@ def test_the_shipped_model_fine_tunes_with_a_fresh_bag_of_words_head(workdir, sh
     small = load_checkpoint(shipped["float16"])[0]
     first_step = {}
 
-    def spy(params, *rest):
+    def spy(params, *rest, **kwargs):
         if not first_step:
             first_step.update({k: np.array(v) for k, v in params.items()})
-        return loss_and_grads(params, *rest)
+        return loss_and_grads(params, *rest, **kwargs)
 
     monkeypatch.setattr(train, "loss_and_grads", spy)
     argv = TINY + ["--data-dir", "shapes", "--epochs", "1", "--bag-of-words", "1",

@@ -34,8 +34,8 @@ def train_recording(argv):
     """train.main(argv), recording each step's cross-entropy -> (exit status, [losses], stderr)."""
     losses, errors = [], io.StringIO()
 
-    def recording(*args):
-        loss, parts, grads = loss_and_grads(*args)
+    def recording(*args, **kwargs):
+        loss, parts, grads = loss_and_grads(*args, **kwargs)
         losses.append(parts["ce"])
         return loss, parts, grads
 

@@ -55,6 +55,7 @@ class Batch(NamedTuple):
     mask           bool    [B, T]   targets != <pad>: the n + 1 real targets, <end> included
     caption_image  int32   [B]      the row of `images` that caption b describes
     image_rows     int64   [B_img]  the rows of the cache's images (file names, references)
+    caption_rows   int64   [B]      the rows of the cache's captions (a teacher's soft targets)
 
     T is the longest caption of the batch, counting <start> and <end>, minus one.
     """
@@ -64,6 +65,7 @@ class Batch(NamedTuple):
     mask: np.ndarray
     caption_image: np.ndarray
     image_rows: np.ndarray
+    caption_rows: np.ndarray
 
 
 def check_batch(batch, vocab_size):
@@ -127,6 +129,7 @@ class CaptionBatches:
             raise ValueError(f"{self.path}: split {split!r} has {in_split.sum()} images "
                              f"and no captions")
         self._caption_image = caption_image[keep].astype(np.int64)  # [K] rows of the cache
+        self._caption_rows = np.flatnonzero(keep)                   # [K] the captions' own rows
 
         # Per-image grouping: the captioned images of the split, and the captions of each.
         by_image = np.argsort(self._caption_image, kind="stable")
@@ -202,7 +205,7 @@ class CaptionBatches:
         if self.mean is not None:
             pixels = (pixels - self.mean[:, None, None]) / self.std[:, None, None]
         return Batch(pixels, inputs, targets, targets != PAD_ID,
-                     caption_image.astype(np.int32), image_rows)
+                     caption_image.astype(np.int32), image_rows, self._caption_rows[captions])
 
 
 def shift_and_flip(images, rng, max_shift=None):
