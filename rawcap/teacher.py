@@ -82,15 +82,18 @@ def write_teacher(models, cache, out, top_k=8, files=(), batch_size=50, progress
         T = batch.inputs.shape[1]
         rows = batch.caption_rows
         indices[rows, :T], probs[rows, :T] = top_k_targets(scores, batch.mask, top_k)
-    out = Path(out)
-    partial = out.with_name(out.name + ".partial")
-    with h5py.File(partial, "w") as f:
-        f.create_dataset("indices", data=indices, compression="gzip")
-        f.create_dataset("probs", data=probs, compression="gzip")
-        f.attrs.update(cache_fingerprint=fingerprint, models=json.dumps([str(p) for p in files]),
-                       top_k=top_k)
-    os.replace(partial, out)
-    return out
+    tmp = f"{out}.tmp-{os.getpid()}"
+    try:
+        with h5py.File(tmp, "w") as f:
+            f.create_dataset("indices", data=indices, compression="gzip")
+            f.create_dataset("probs", data=probs, compression="gzip")
+            f.attrs.update(cache_fingerprint=fingerprint, top_k=top_k,
+                           models=json.dumps([str(p) for p in files]))
+        os.replace(tmp, out)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return Path(out)
 
 
 def check_teacher(path, cache):

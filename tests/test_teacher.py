@@ -129,3 +129,15 @@ def test_the_command_line_refuses_a_model_of_another_vocabulary(run, tmp_path, c
                  "--top-k", "0", "--quiet"]) == 2
     assert "--top-k must lie in [1, " in capsys.readouterr().err
 
+
+
+def test_a_write_that_fails_leaves_neither_the_file_nor_its_temporary(run, tmp_path, monkeypatch):
+    folder, cache = run
+    params, config, _ = load_model(folder / "best.h5")
+
+    def full_disk(*args, **kwargs):
+        raise OSError("No space left on device")
+    monkeypatch.setattr(h5py.Group, "create_dataset", full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        write_teacher([(params, config)], cache, tmp_path / "teacher.h5", progress=False)
+    assert list(tmp_path.iterdir()) == []
