@@ -45,6 +45,21 @@ def test_top_k_keeps_the_largest_scores_largest_first_as_a_softmax_among_them():
     assert not indices[0, 2].any() and not probs[0, 2].any()           # a masked step: all 0
 
 
+def test_a_temperature_flattens_or_sharpens_the_k_words_and_keeps_their_order():
+    rng = np.random.default_rng(1)
+    scores = 3 * rng.standard_normal((2, 3, 9))
+    mask = np.ones((2, 3), bool)
+    plain = top_k_targets(scores, mask, 4)
+    for tau in (0.5, 2.0):
+        indices, probs = top_k_targets(scores, mask, 4, temperature=tau)
+        np.testing.assert_array_equal(indices, plain[0])
+        top = np.take_along_axis(scores, indices, axis=2) / tau
+        want = np.exp(top) / np.exp(top).sum(axis=2, keepdims=True)
+        np.testing.assert_allclose(probs, want, rtol=1e-6)
+        flatter = probs[:, :, 0] < plain[1][:, :, 0]                   # the first word's share
+        assert flatter.all() if tau > 1 else not flatter.any()
+
+
 def test_an_ensemble_teacher_averages_its_models_log_probabilities(run):
     _, cache = run
     config = load_model(run[0] / "best.h5")[1]
@@ -60,10 +75,11 @@ def test_each_train_caption_row_holds_its_own_targets_and_the_rest_is_zero(run, 
     folder, cache = run
     params, config, _ = load_model(folder / "best.h5")
     out = write_teacher([(params, config)], cache, tmp_path / "teacher.h5", top_k=3,
-                        files=["best.h5"], progress=False)
+                        temperature=1.5, files=["best.h5"], progress=False)
     with h5py.File(out) as f:
         indices, probs = f["indices"][()], f["probs"][()]
         assert json.loads(f.attrs["models"]) == ["best.h5"] and f.attrs["top_k"] == 3
+        assert f.attrs["temperature"] == 1.5
     with open_cache(cache) as f:
         captions, lengths = f["captions"][()], f["caption_lengths"][()]
         split = f["split"][()][f["caption_image"][()]]
@@ -77,7 +93,7 @@ def test_each_train_caption_row_holds_its_own_targets_and_the_rest_is_zero(run, 
     for batch in list(loader.epoch(0))[:5]:
         row, T = batch.caption_rows[0], batch.inputs.shape[1]
         scores = teacher_log_probs([(params, config)], batch.images, batch.inputs, batch.caption_image)
-        want = top_k_targets(scores, batch.mask, 3)
+        want = top_k_targets(scores, batch.mask, 3, temperature=1.5)
         np.testing.assert_array_equal(indices[row, :T], want[0][0])
         np.testing.assert_allclose(probs[row, :T], want[1][0], rtol=1e-5, atol=1e-7)
         got = Teacher(out, cache).targets(batch)
@@ -128,6 +144,10 @@ def test_the_command_line_refuses_a_model_of_another_vocabulary(run, tmp_path, c
     assert main([str(folder / "best.h5"), "--cache", cache, "--out", str(tmp_path / "t.h5"),
                  "--top-k", "0", "--quiet"]) == 2
     assert "--top-k must lie in [1, " in capsys.readouterr().err
+    assert main([str(folder / "best.h5"), "--cache", cache, "--out", str(tmp_path / "t.h5"),
+                 "--temperature", "0", "--quiet"]) == 2
+    assert "--temperature must be above 0, got 0.0" in capsys.readouterr().err
+    assert not (tmp_path / "t.h5").exists()
 
 
 
