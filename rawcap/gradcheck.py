@@ -287,12 +287,34 @@ def label_smoothing_check(rng, N=3, T=4, V=7):
                       layers.label_smoothing_backward, args, ("logits",))
 
 
+def distillation_check(rng, N=3, T=4, V=7, k=3, weight=0.7):
+    """The cross-entropy plus weight times a teacher's term, as the model runs them (the term's
+    backward rescales the cross-entropy's gradient), with a caption that ended early: the
+    teacher's probabilities there (nonzero, as no teacher file has them) must count for nothing."""
+    mask = np.ones((N, T), bool)
+    mask[0, 2:] = False
+    indices = np.array([[rng.choice(V, k, replace=False) for _ in range(T)] for _ in range(N)])
+    args = dict(logits=rng.standard_normal((N, T, V)), targets=rng.integers(0, V, size=(N, T)),
+                mask=mask, indices=indices, probs=rng.dirichlet(np.ones(k), (N, T)))
+
+    def forward(logits, targets, mask, indices, probs):
+        ce, ce_cache = ops.softmax_cross_entropy_forward(logits, targets, mask)
+        term, cache = layers.distillation_forward(logits, targets, mask, indices, probs)
+        return ce + weight * term, (ce_cache, cache)
+
+    def backward(dout, caches):
+        ce_cache, cache = caches
+        dlogits = ops.softmax_cross_entropy_backward(1.0, ce_cache)
+        return dout * layers.distillation_backward(weight, dlogits, cache)
+    return LayerCheck("distillation", forward, backward, args, ("logits",))
+
+
 CHECKS = {build.__name__.removesuffix("_check"): build for build in (
     conv2d_check, maxpool2d_check, batchnorm2d_train_check, batchnorm2d_eval_check, relu_check,
     bias_relu_check, sigmoid_check, tanh_check, dropout_check,
     affine_check, embedding_check, rnn_step_check, rnn_check,
     lstm_pointwise_check, lstm_step_check, lstm_check, attention_check, softmax_cross_entropy_check,
-    policy_gradient_check, soft_cross_entropy_check, label_smoothing_check)}
+    policy_gradient_check, soft_cross_entropy_check, label_smoothing_check, distillation_check)}
 
 
 def verdict(error):

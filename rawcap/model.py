@@ -29,7 +29,7 @@ conv width, E embedding size, H hidden size, A attention size, V vocabulary, T t
     encoder directly on what the captions name, and is not used to caption; the teacher's
     term, Config.teacher_weight > 0 with soft_targets given: at each step of each caption, the
     next-word distribution a teacher (a trained model or an ensemble) gave there,
-    rawcap.teacher: word-level distillation)
+    rawcap.teacher, and its term rawcap.layers.distillation: word-level distillation)
 
 Every piece is a layer from rawcap.layers; `loss` runs them forward, then backward in reverse.
 The encoder (its conv blocks, forward and backward) is in rawcap/encoder.py; the decoder
@@ -234,11 +234,8 @@ def forward(params, config, images, inputs, targets, mask, caption_image, rng=No
         smoothing = config.label_smoothing * margin
     teaching, taught = xp.zeros((), dtype), None
     if config.teacher_weight and soft_targets is not None and advantages is None:
-        q = teacher_distribution(*soft_targets, logits.shape[2]).reshape(B * T, -1)
-        # soft_cross_entropy averages over its B * T rows; the term is a mean over the tokens.
-        weight = config.teacher_weight * B * T / xp.maximum(mask.sum(), 1).astype(dtype)
-        teaching, taught = nn.soft_cross_entropy_forward(logits.reshape(B * T, -1), q)
-        teaching, taught = weight * teaching, (weight, taught)
+        teaching, taught = nn.distillation_forward(logits, targets, mask, *soft_targets)
+        teaching = config.teacher_weight * teaching
     # Nothing reads the logits after the loss, so the loss may reuse their buffer.
     if advantages is None:
         ce, ce_cache = ops.softmax_cross_entropy_forward(logits, targets, mask, overwrite_logits=True)
@@ -287,15 +284,6 @@ def teacher_forced(params, config, images, inputs, caption_image, rng=None, trai
     return logits, alphas, feats_img, (enc, gather, init, emb, word_drop, dec, out, words.shape)
 
 
-def teacher_distribution(indices, probs, V):
-    """q[B, T, V]: probs[b, t, j] at word indices[b, t, j], 0 at every other word."""
-    xp = array_module(probs)
-    B, T, _ = indices.shape
-    q = xp.zeros((B, T, V), probs.dtype)
-    q[xp.arange(B)[:, None, None], xp.arange(T)[None, :, None], indices] = probs
-    return q
-
-
 def word_shares(targets, mask, caption_image, N, V, dtype):
     """q[N, V]: the share of word v among the words of image n's captions (targets[B, T] where
     mask, <end> and <unk> left out; caption_image[B] the image of each caption). Each row sums
@@ -318,11 +306,10 @@ def backward(cache):
     cross_entropy, ce_cache, smooth, taught = ce_cache
     if cross_entropy:
         dlogits = ops.softmax_cross_entropy_backward(1.0, ce_cache)
+        if taught is not None:      # first: it rescales the cross-entropy's gradient (in place)
+            dlogits = nn.distillation_backward(config.teacher_weight, dlogits, taught)
         if smooth is not None:
             dlogits += nn.label_smoothing_backward(config.label_smoothing, smooth)
-        if taught is not None:
-            weight, taught = taught
-            dlogits += nn.soft_cross_entropy_backward(weight, taught).reshape(dlogits.shape)
     else:
         dlogits = nn.policy_gradient_backward(1.0, ce_cache)
     dhs, dwords_out, dalphas_out, dfeats_out = output_backward(dlogits, out, grads)

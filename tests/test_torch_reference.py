@@ -32,30 +32,41 @@ def tiny_batch(rng):
     return images, inputs, targets, mask, np.array([0, 1, 1, 2, 1])
 
 
+def teacher_targets(rng, k=3):
+    """A teacher's k distinct words a step for tiny_batch, probabilities summing to 1 (also at
+    masked steps, which must count for nothing)."""
+    indices = np.array([[rng.choice(11, k, replace=False) for _ in range(6)] for _ in range(5)])
+    return indices, rng.dirichlet(np.ones(k), (5, 6))
+
+
 def both_models(config, seed):
     """rawcap's loss, parts and gradients, then the torch module's, on the same float64
-    parameters (moved off the zero biases) and batch."""
+    parameters (moved off the zero biases) and batch (and a teacher's soft targets when
+    config.teacher_weight > 0)."""
     rng = np.random.default_rng(seed)
     params = init_params(config, rng, dtype=np.float64)
     for name in params:
         params[name] += 0.1 * rng.standard_normal(params[name].shape)
     batch = tiny_batch(rng)
-    loss, parts, grads = loss_and_grads(params, config, *batch, rng=None)
+    soft = teacher_targets(rng) if config.teacher_weight else None
+    loss, parts, grads = loss_and_grads(params, config, *batch, rng=None, soft_targets=soft)
 
     module = reference.TorchCaptioner(config).double().load_rawcap(params)
-    torch_loss, torch_parts = module.loss(*reference.batch_to_torch(*batch, torch.float64, "cpu"))
+    torch_soft = soft and (torch.as_tensor(soft[0]), torch.as_tensor(soft[1]))
+    torch_loss, torch_parts = module.loss(*reference.batch_to_torch(*batch, torch.float64, "cpu"),
+                                          soft_targets=torch_soft)
     torch_loss.backward()
     return (loss, parts, grads), (torch_loss.item(), torch_parts, reference.grads_as_rawcap(module))
 
 
 @pytest.mark.parametrize("seed, options", [(0, {"f_beta": True}), (1, {"f_beta": False}),
                                            (2, {"blind": True}), (4, {"label_smoothing": 0.2}),
-                                           (5, {"deep_output": True})])
+                                           (5, {"deep_output": True}), (6, {"teacher_weight": 0.7})])
 def test_loss_and_every_gradient_match_pytorch_in_float64(seed, options):
     config = Config(**TINY, **options)
     (loss, parts, grads), (torch_loss, torch_parts, torch_grads) = both_models(config, seed)
     assert abs(loss - torch_loss) <= TOLERANCE * abs(torch_loss)
-    for name in ("ce", "smoothing", "attention", "decay"):
+    for name in ("ce", "smoothing", "teacher", "attention", "decay"):
         assert abs(parts[name] - torch_parts[name]) <= TOLERANCE * abs(torch_parts[name]), name
     assert torch_grads.keys() == grads.keys()
     for name, g in grads.items():

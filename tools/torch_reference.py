@@ -156,13 +156,15 @@ class TorchCaptioner(nn.Module):
         h, c = self.lstm(torch.cat([word_vectors, context], dim=1), (h, c))
         return h, c, alpha
 
-    def loss(self, images, inputs, targets, mask, caption_image):
+    def loss(self, images, inputs, targets, mask, caption_image, soft_targets=None):
         """The training loss of one batch, as rawcap.model.forward computes it.
 
         images[B_img, 3, S, S] float; inputs, targets[B, T] int64; mask[B, T] bool;
         caption_image[B] int64 (tensors on the module's device). Dropout on the hidden states
         runs in train mode only, with PyTorch's random numbers (not rawcap's).
-        -> loss (0-d tensor), {"ce", "smoothing", "attention", "decay"} as floats.
+        soft_targets: a teacher's (indices[B, T, k] int64, probs[B, T, k]), for the teacher's
+        term when config.teacher_weight > 0 (PyTorch's cross-entropy with probability targets).
+        -> loss (0-d tensor), {"ce", "smoothing", "teacher", "attention", "decay"} as floats.
         """
         B, T = inputs.shape
         feats = self.encode(images)[caption_image]                   # [B, L, D]
@@ -188,11 +190,19 @@ class TorchCaptioner(nn.Module):
 
         ce = cross_entropy(0.0)
         smoothing = cross_entropy(self.config.label_smoothing) - ce
+        teacher = torch.zeros((), dtype=logits.dtype, device=logits.device)
+        if self.config.teacher_weight and soft_targets is not None:
+            indices, probs = soft_targets
+            q = torch.zeros_like(logits).scatter(2, indices, probs) * maskf[:, :, None]
+            token_soft = F.cross_entropy(logits.reshape(B * T, -1), q.reshape(B * T, -1),
+                                         reduction="none")
+            teacher = self.config.teacher_weight * token_soft.sum() / maskf.sum().clamp(min=1)
         attended = (alphas * maskf[:, :, None]).sum(dim=1)                           # [B, L]
         attention = self.config.lambda_alpha * ((1 - attended) ** 2).sum() / B
         decay = self.config.weight_decay / 2 * sum((p ** 2).sum() for p in self.decayed_parameters())
-        parts = {"ce": ce, "smoothing": smoothing, "attention": attention, "decay": decay}
-        return ce + smoothing + attention + decay, {name: float(value.detach()) for name, value in parts.items()}
+        parts = {"ce": ce, "smoothing": smoothing, "teacher": teacher, "attention": attention,
+                 "decay": decay}
+        return ce + smoothing + teacher + attention + decay, {name: float(value.detach()) for name, value in parts.items()}
 
 
 def grads_as_rawcap(module):

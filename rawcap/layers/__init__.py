@@ -15,6 +15,7 @@ from .linear import affine_backward, affine_forward
 from .batchnorm import batchnorm2d_backward, batchnorm2d_forward
 from .attention import attention_backward, attention_forward
 from .conv import conv2d_backward, conv2d_forward, conv2d_params_backward
+from .distillation import distillation_backward, distillation_forward
 from .dropout import dropout_backward, dropout_forward
 from .label_smoothing import label_smoothing_backward, label_smoothing_forward
 from .embedding import embedding_backward, embedding_forward
