@@ -29,6 +29,7 @@ STRUCTURE = {       # (layer, gradient) -> (axis, what a part is)
     ("attention", "dfeats"): (1, "location"),
     ("attention", "dproj"): (1, "location"),
     ("softmax_cross_entropy", "dlogits"): (1, "step"),
+    ("distillation", "dlogits"): (1, "step"),
     ("conv2d", "dx"): (None, "coverage"),
     ("im2col", "dx"): (None, "coverage"),       # col2im, checked as im2col's backward
     ("maxpool2d", "dx"): (2, "row"),
