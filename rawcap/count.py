@@ -13,7 +13,7 @@ which Numba's CUDA simulator runs, and every operation is counted by the rule Cu
                   strided batched GEMM, and three pointer-array kernels first when an operand
                   is broadcast over the batch; vdot: one cuBLAS call
     elementwise   every ufunc call (arithmetic, comparisons, exp, tanh, maximum, where, ...),
-                  in place or not: one kernel each
+                  in place or not, and arange: one kernel each
     reduction     sum, mean, max, min, all, any (CuPy's mean divides inside the reduction)
     copy          writing into a slice, astype, copy, ascontiguousarray of a non-contiguous
                   array, a reshape or ravel that cannot be a view, concatenate and stack (one
@@ -334,6 +334,12 @@ def _empty_like(a, *args, **kwargs):
     return _device(np.empty_like(_plain(a), *args, **kwargs))
 
 
+def _take_along_axis(a, indices, axis):
+    _add("elementwise", a.ndim - 1)     # cupy.arange of each other axis, to index with
+    _add("gather")                      # then one read with the index arrays
+    return _device(np.take_along_axis(_plain(a), _plain(indices), axis))
+
+
 def _copyto(dst, src, **kwargs):
     _add("copy")
     np.copyto(_plain(dst), _plain(src), **kwargs)
@@ -341,7 +347,7 @@ def _copyto(dst, src, **kwargs):
 
 FUNCTIONS = {
     np.concatenate: _concatenate, np.stack: _stack, np.where: _elementwise(np.where),
-    np.vdot: _vdot, np.sum: _sum, np.copyto: _copyto,
+    np.vdot: _vdot, np.sum: _sum, np.copyto: _copyto, np.take_along_axis: _take_along_axis,
     np.zeros_like: _filled(np.zeros_like), np.ones_like: _filled(np.ones_like),
     np.full_like: _filled(np.full_like), np.empty_like: _empty_like,
     np.shape: _free(np.shape), np.ndim: _free(np.ndim), np.size: _free(np.size),
@@ -398,6 +404,7 @@ class _StandInCupy(types.ModuleType):
     zeros = staticmethod(_created(np.zeros, "fill"))
     ones = staticmethod(_created(np.ones, "fill"))
     full = staticmethod(_created(np.full, "fill"))
+    arange = staticmethod(_created(np.arange, "elementwise"))     # CuPy's arange is a kernel
     count_launch = staticmethod(_count_launch)      # kernels.launch reports each kernel launch
 
     def __getattr__(self, name):

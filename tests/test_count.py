@@ -46,7 +46,9 @@ def test_device_arrays_belong_to_the_stand_in_module():
     (lambda a, b: a.__setitem__((slice(None), 1), b[:, 0]), {"copy": 1}),
     (lambda a, b: a[ROWS], {"gather": 1}),
     (lambda a, b: device.add.at(a, ROWS, b[0]), {"scatter": 1}),
+    (lambda a, b: device.take_along_axis(a, ROWS[None], axis=1), {"elementwise": 1, "gather": 1}),
     (lambda a, b: device.zeros((2, 3)), {"fill": 1}),
+    (lambda a, b: device.arange(3), {"elementwise": 1}),
     (lambda a, b: device.empty_like(a), {}),
     (lambda a, b: device.ascontiguousarray(a.T), {"copy": 1}),
     (lambda a, b: device.ascontiguousarray(a), {}),
@@ -99,3 +101,26 @@ def test_bench_count_prints_the_table(capsys):
     out = capsys.readouterr().out
     assert "T=2, 4 conv blocks" in out and "check_and_clip" in out
     assert out.splitlines()[-1].endswith("1 host syncs, 6 host-to-device copies per step")
+
+
+def test_the_teachers_term_makes_the_host_wait_no_more_than_a_step_without_it():
+    """Word-level distillation (--teacher) on the GPU: loss_and_grads reads nothing on the
+    host, with the teacher's term as without it; it only adds launches."""
+    from rawcap import model
+    config = small((2, 3), 3, 4, 5, 11)
+    rng = np.random.default_rng(0)
+    params = model.to_device(model.init_params(config, rng), device)
+    batch = count.random_batch(config, 2, 2, 3, rng)
+    arrays = [count.to_device(a) for a in (batch.images, batch.inputs, batch.targets, batch.mask,
+                                            batch.caption_image)]
+    indices = np.argsort(rng.random((4, 3, 11)), axis=2)[:, :, :3].astype(np.int32)
+    probs = rng.dirichlet(np.ones(3), (4, 3)).astype(np.float32)
+    soft = (count.to_device(indices), count.to_device(probs))
+    syncs, launches = {}, {}
+    for weight in (0.0, 1.0):
+        taught = Config(**{**config.to_dict(), "teacher_weight": weight})
+        with counting({}) as tally:
+            model.loss_and_grads(params, taught, *arrays, soft_targets=soft)
+        syncs[weight], launches[weight] = tally.syncs, tally.total(count.LAUNCHES)
+    assert syncs[1.0] == syncs[0.0] == {}, syncs[1.0]
+    assert launches[1.0] > launches[0.0]

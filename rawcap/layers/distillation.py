@@ -26,20 +26,24 @@ k entries a step), so it runs before the cross-entropy overwrites them (rawcap.m
 """
 from ..backend import array_module
 from .checks import Dims
-from .loss import check_inputs
 
 
 def distillation_forward(logits, targets, mask, indices, probs):
     """logits[N, T, V] float, targets[N, T] int, mask[N, T] bool or 0/1, indices[N, T, k] int
     (k distinct words a step), probs[N, T, k] (each counted step's summing to 1)
-    -> loss (0-d), cache."""
-    mask = check_inputs("distillation_forward", logits, targets, mask)
+    -> loss (0-d), cache.
+    Shapes and dtypes are checked; values are not (reading them would make a GPU wait, as the
+    cross-entropy's kernels do not): the batch is checked on the host (rawcap.data.batches),
+    and a teacher file is refused unless it was written for the cache (rawcap.teacher)."""
     dims = Dims("distillation_forward")
     dims.check("logits", logits, "N T V")
+    dims.check("targets", targets, "N T", kind="int")
+    dims.check("mask", mask, "N T", kind="mask")
     dims.check("indices", indices, "N T k", kind="int")
     probs = probs.astype(logits.dtype, copy=False)                      # a teacher file's float32
     dims.check("probs", probs, "N T k")
     xp = array_module(logits)
+    mask = mask.astype(logits.dtype)
     q = probs * mask[:, :, None]                                         # 0 where not counted
     top = logits.max(axis=2, keepdims=True)
     lse = top + xp.log(xp.exp(logits - top).sum(axis=2, keepdims=True))  # [N, T, 1]
