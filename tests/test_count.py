@@ -103,9 +103,10 @@ def test_bench_count_prints_the_table(capsys):
     assert out.splitlines()[-1].endswith("1 host syncs, 6 host-to-device copies per step")
 
 
-def test_the_teachers_term_makes_the_host_wait_no_more_than_a_step_without_it():
-    """Word-level distillation (--teacher) on the GPU: loss_and_grads reads nothing on the
-    host, with the teacher's term as without it; it only adds launches."""
+@pytest.mark.parametrize("option", ["teacher_weight", "label_smoothing"])
+def test_the_loss_options_make_the_host_wait_no_more_than_a_step_without_them(option):
+    """Word-level distillation (--teacher) and label smoothing on the GPU: loss_and_grads reads
+    nothing on the host, with the term as without it; it only adds launches."""
     from rawcap import model
     config = small((2, 3), 3, 4, 5, 11)
     rng = np.random.default_rng(0)
@@ -118,7 +119,7 @@ def test_the_teachers_term_makes_the_host_wait_no_more_than_a_step_without_it():
     soft = (count.to_device(indices), count.to_device(probs))
     syncs, launches = {}, {}
     for weight in (0.0, 1.0):
-        taught = Config(**{**config.to_dict(), "teacher_weight": weight})
+        taught = Config(**{**config.to_dict(), option: weight})
         with counting({}) as tally:
             model.loss_and_grads(params, taught, *arrays, soft_targets=soft)
         syncs[weight], launches[weight] = tally.syncs, tally.total(count.LAUNCHES)

@@ -25,7 +25,7 @@ one pass over G, in place, and k + 1 entries a step. The forward reads the logit
 k entries a step), so it runs before the cross-entropy overwrites them (rawcap.model).
 """
 from ..backend import array_module
-from .checks import Dims
+from .loss import check_shapes
 
 
 def distillation_forward(logits, targets, mask, indices, probs):
@@ -35,10 +35,7 @@ def distillation_forward(logits, targets, mask, indices, probs):
     Shapes and dtypes are checked; values are not (reading them would make a GPU wait, as the
     cross-entropy's kernels do not): the batch is checked on the host (rawcap.data.batches),
     and a teacher file is refused unless it was written for the cache (rawcap.teacher)."""
-    dims = Dims("distillation_forward")
-    dims.check("logits", logits, "N T V")
-    dims.check("targets", targets, "N T", kind="int")
-    dims.check("mask", mask, "N T", kind="mask")
+    dims = check_shapes("distillation_forward", logits, targets, mask)
     dims.check("indices", indices, "N T k", kind="int")
     probs = probs.astype(logits.dtype, copy=False)                      # a teacher file's float32
     dims.check("probs", probs, "N T k")

@@ -19,15 +19,19 @@ which is linear in the logits: its gradient does not depend on them,
     dlogits[n, t, :] = mask[n, t] / sum(mask) * (onehot(w) - 1/V)
 
 Masked positions get exactly zero gradient; a batch with every token masked has loss 0.
+The targets and the mask are checked for shape, not for their values (a GPU would have to be
+waited for): the batch is checked on the host (rawcap.data.batches), as for the cross-entropy's
+kernels.
 """
 from ..backend import array_module
-from .loss import check_inputs
+from .loss import check_shapes
 
 
 def label_smoothing_forward(logits, targets, mask):
     """logits[N, T, V] float, targets[N, T] int in [0, V), mask[N, T] bool or 0/1
     -> loss (0-d), cache."""
-    mask = check_inputs("label_smoothing_forward", logits, targets, mask)
+    check_shapes("label_smoothing_forward", logits, targets, mask)     # (values: module docstring)
+    mask = mask.astype(logits.dtype)
     xp = array_module(logits)
     target_logits = xp.take_along_axis(logits, targets[:, :, None], axis=2)[:, :, 0]
     count = xp.maximum(mask.sum(), 1)

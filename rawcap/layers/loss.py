@@ -12,13 +12,21 @@ from ..backend import array_module
 from .checks import Dims, check_ids
 
 
-def check_inputs(where, logits, targets, mask, targets_name="targets"):
-    """Raise a ValueError unless logits[N, T, V] float, targets[N, T] ids in [0, V) and
-    mask[N, T] of 0 and 1 fit together. -> mask in logits' dtype."""
+def check_shapes(where, logits, targets, mask, targets_name="targets"):
+    """Raise a ValueError unless logits[N, T, V] float, targets[N, T] int and mask[N, T] fit
+    together: shapes and dtypes only, nothing a GPU would have to be waited for. -> the Dims,
+    to check more arguments against."""
     dims = Dims(where)
     dims.check("logits", logits, "N T V")
     dims.check(targets_name, targets, "N T", kind="int")
     dims.check("mask", mask, "N T", kind="mask")
+    return dims
+
+
+def check_inputs(where, logits, targets, mask, targets_name="targets"):
+    """check_shapes, and the values too: targets ids in [0, V), mask of 0 and 1 (on a GPU each
+    is a wait). -> mask in logits' dtype."""
+    dims = check_shapes(where, logits, targets, mask, targets_name)
     check_ids(where, targets_name, targets, logits.shape[2])
     mask = mask.astype(logits.dtype)
     if not bool(((mask == 0) | (mask == 1)).all()):
