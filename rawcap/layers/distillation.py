@@ -32,9 +32,10 @@ def distillation_forward(logits, targets, mask, indices, probs):
     """logits[N, T, V] float, targets[N, T] int, mask[N, T] bool or 0/1, indices[N, T, k] int
     (k distinct words a step), probs[N, T, k] (each counted step's summing to 1)
     -> loss (0-d), cache.
-    Shapes and dtypes are checked; values are not (reading them would make a GPU wait, as the
-    cross-entropy's kernels do not): the batch is checked on the host (rawcap.data.batches),
-    and a teacher file is refused unless it was written for the cache (rawcap.teacher)."""
+    Shapes and dtypes are checked, values not: reading them would make a GPU wait, and the
+    cross-entropy's kernels do not read them either. The batch is checked on the host
+    (rawcap.data.batches), and a teacher file is refused unless written for the cache
+    (rawcap.teacher)."""
     dims = check_shapes("distillation_forward", logits, targets, mask)
     dims.check("indices", indices, "N T k", kind="int")
     probs = probs.astype(logits.dtype, copy=False)                      # a teacher file's float32
