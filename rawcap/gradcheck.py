@@ -288,9 +288,9 @@ def label_smoothing_check(rng, N=3, T=4, V=7):
 
 
 def distillation_check(rng, N=3, T=4, V=7, k=3, weight=0.7):
-    """The cross-entropy plus weight times a teacher's term, as the model runs them (the term's
-    backward rescales the cross-entropy's gradient), with a caption that ended early: the
-    teacher's probabilities there (nonzero, as no teacher file has them) must count for nothing."""
+    """The cross-entropy plus weight times a teacher's term, as the model runs them (the term is
+    the cross-entropy plus the layer's margin), with a caption that ended early: the teacher's
+    probabilities there (nonzero, as no teacher file has them) must count for nothing."""
     mask = np.ones((N, T), bool)
     mask[0, 2:] = False
     indices = np.array([[rng.choice(V, k, replace=False) for _ in range(T)] for _ in range(N)])
@@ -298,13 +298,13 @@ def distillation_check(rng, N=3, T=4, V=7, k=3, weight=0.7):
                 mask=mask, indices=indices, probs=rng.dirichlet(np.ones(k), (N, T)))
 
     def forward(logits, targets, mask, indices, probs):
+        margin, cache = layers.distillation_forward(logits, targets, mask, indices, probs)
         ce, ce_cache = ops.softmax_cross_entropy_forward(logits, targets, mask)
-        term, cache = layers.distillation_forward(logits, targets, mask, indices, probs)
-        return ce + weight * term, (ce_cache, cache)
+        return ce + weight * (ce + margin), (ce_cache, cache)
 
     def backward(dout, caches):
         ce_cache, cache = caches
-        dlogits = ops.softmax_cross_entropy_backward(1.0, ce_cache)
+        dlogits = ops.softmax_cross_entropy_backward(1.0 + weight, ce_cache)
         return dout * layers.distillation_backward(weight, dlogits, cache)
     return LayerCheck("distillation", forward, backward, args, ("logits",))
 

@@ -232,16 +232,18 @@ def forward(params, config, images, inputs, targets, mask, caption_image, rng=No
     if config.label_smoothing and advantages is None:       # (before the loss reuses the logits)
         margin, smooth = nn.label_smoothing_forward(logits, targets, mask)
         smoothing = config.label_smoothing * margin
-    teaching, taught = xp.zeros((), dtype), None
+    taught_margin, taught = None, None
     if config.teacher_weight and soft_targets is not None and advantages is None:
-        teaching, taught = nn.distillation_forward(logits, targets, mask, *soft_targets)
-        teaching = config.teacher_weight * teaching
+        taught_margin, taught = nn.distillation_forward(logits, targets, mask, *soft_targets)
     # Nothing reads the logits after the loss, so the loss may reuse their buffer.
     if advantages is None:
         ce, ce_cache = ops.softmax_cross_entropy_forward(logits, targets, mask, overwrite_logits=True)
     else:   # the policy is what decode samples from: <pad> and <start> are never written
         logits[:, :, [PAD_ID, START_ID]] = -xp.inf
         ce, ce_cache = nn.policy_gradient_forward(logits, targets, mask, advantages)
+    teaching = xp.zeros((), dtype)
+    if taught is not None:          # the teacher's cross-entropy is the cross-entropy + a margin
+        teaching = config.teacher_weight * (ce + taught_margin)
 
     maskf = mask.astype(dtype)
     attended = (alphas * maskf[:, :, None]).sum(axis=1)                   # [B, L]: sum_t alpha_tl
@@ -306,7 +308,8 @@ def backward(cache):
     cross_entropy, ce_cache, smooth, taught = ce_cache
     if cross_entropy:
         dlogits = ops.softmax_cross_entropy_backward(1.0, ce_cache)
-        if taught is not None:      # first: it rescales the cross-entropy's gradient (in place)
+        if taught is not None:      # beta (CE + margin): the CE's gradient counts 1 + beta times
+            dlogits *= 1 + config.teacher_weight
             dlogits = nn.distillation_backward(config.teacher_weight, dlogits, taught)
         if smooth is not None:
             dlogits += nn.label_smoothing_backward(config.label_smoothing, smooth)

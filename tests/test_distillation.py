@@ -1,5 +1,6 @@
-"""Word-level distillation's term (rawcap.layers.distillation): its loss against the dense soft
-cross-entropy, its gradient riding on each version of the cross-entropy's, central differences."""
+"""Word-level distillation's term (rawcap.layers.distillation), the cross-entropy plus a margin:
+against the dense soft cross-entropy with each version of the cross-entropy, and central
+differences."""
 import numpy as np
 import pytest
 from kernel_helpers import run_version
@@ -36,8 +37,9 @@ def dense_reference(logits, targets, mask, indices, probs, weight):
 @pytest.mark.parametrize("version", versions("softmax_ce"))
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_loss_and_gradient_are_the_dense_soft_cross_entropys_for_every_cross_entropy(version, dtype):
-    """Whichever version computed the cross-entropy's gradient (layer, CUDA kernel under the
-    simulator, CPU kernels), the term's backward turns it into the dense formula's."""
+    """Whichever version computed the cross-entropy and its gradient (layer, CUDA kernel under
+    the simulator, CPU kernels), the cross-entropy plus the margin is the dense formula's term,
+    and the cross-entropy's gradient counted 1 + weight times plus the margin's is its gradient."""
     rng = np.random.default_rng(7)
     N, T, V, k, weight = 5, 6, 40, 8, 1.3
     args = distillation_check(rng, N, T, V, k).args
@@ -46,10 +48,12 @@ def test_loss_and_gradient_are_the_dense_soft_cross_entropys_for_every_cross_ent
     mask[3, 1:] = False                                                # and a second short caption
     want_loss, want_dlogits = dense_reference(logits, targets, mask, indices, probs, weight)
 
-    term, cache = distillation_forward(logits.astype(dtype), targets, mask, indices, probs)
-    _, ce_cache = run_version("softmax_cross_entropy_forward", version, logits.astype(dtype),
-                              targets, mask, overwrite_logits=True)
+    margin, cache = distillation_forward(logits.astype(dtype), targets, mask, indices, probs)
+    ce, ce_cache = run_version("softmax_cross_entropy_forward", version, logits.astype(dtype),
+                               targets, mask, overwrite_logits=True)
+    term = ce + margin
     ce_dlogits = run_version("softmax_cross_entropy_backward", version, 1.0, ce_cache)
+    ce_dlogits *= 1 + weight
     dlogits = distillation_backward(weight, ce_dlogits, cache)
     tol = 1e-12 if dtype == np.float64 else 1e-5
     assert term.dtype == dlogits.dtype == dtype
@@ -58,19 +62,29 @@ def test_loss_and_gradient_are_the_dense_soft_cross_entropys_for_every_cross_ent
     assert not dlogits[~mask].any()                       # a step not counted gets nothing
 
 
-def test_a_teacher_sure_of_each_target_doubles_the_cross_entropy_and_huge_logits_stay_finite():
+def test_a_teacher_sure_of_each_target_adds_no_margin_and_huge_logits_stay_finite():
+    """q one-hot on the target: the term is the cross-entropy itself, the margin and its
+    gradient 0, whatever the logits."""
     logits = np.array([[[1000.0, 0.0, -1000.0], [3.0, 2.0, 1.0]]])
     targets, mask = np.array([[2, 0]]), np.array([[True, True]])
     indices, probs = np.array([[[2, 1], [0, 1]]]), np.array([[[1.0, 0.0], [1.0, 0.0]]])
-    term, cache = distillation_forward(logits, targets, mask, indices, probs)
-    ce = (2000.0 - log_softmax(logits[0, 1])[0]) / 2          # -log p of the targets, averaged
-    assert term == pytest.approx(ce, rel=1e-12)
-    _, ce_cache = run_version("softmax_cross_entropy_forward", 0, logits, targets, mask)
-    ce_dlogits = run_version("softmax_cross_entropy_backward", 0, 1.0, ce_cache)
-    dce = ce_dlogits.copy()
-    dlogits = distillation_backward(1.0, ce_dlogits, cache)
-    assert np.all(np.isfinite(dlogits))
-    np.testing.assert_allclose(dlogits, 2 * dce, rtol=1e-12, atol=1e-300)
+    margin, cache = distillation_forward(logits, targets, mask, indices, probs)
+    assert margin == 0
+    dlogits = distillation_backward(1.0, np.zeros_like(logits), cache)
+    assert not dlogits.any()
+
+
+def test_the_margin_is_the_teachers_words_below_the_reference():
+    """One counted step, two teacher words: margin = sum_j q_j (logit_w - logit_j) / count, and
+    its gradient (s onehot(w) - Q) / count added to what dlogits held; the masked step adds
+    nothing."""
+    logits = np.array([[[1.0, 4.0, -2.0, 0.5], [9.0, 9.0, 9.0, 9.0]]])
+    targets, mask = np.array([[0, 1]]), np.array([[True, False]])
+    indices, probs = np.array([[[1, 2], [0, 3]]]), np.array([[[0.75, 0.25], [0.5, 0.5]]])
+    margin, cache = distillation_forward(logits, targets, mask, indices, probs)
+    assert margin == pytest.approx(0.75 * (1.0 - 4.0) + 0.25 * (1.0 + 2.0), rel=1e-15)
+    dlogits = distillation_backward(2.0, np.ones_like(logits), cache)
+    np.testing.assert_array_equal(dlogits, [[[3.0, -0.5, 0.5, 1.0], [1.0, 1.0, 1.0, 1.0]]])
 
 
 def test_shapes_that_do_not_fit_name_the_argument():

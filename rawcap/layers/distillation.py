@@ -1,28 +1,26 @@
-"""Word-level distillation's term: the cross-entropy against a teacher's k words, added to the
-cross-entropy's gradient without a second softmax.
+"""Word-level distillation's term: the cross-entropy plus a margin over the teacher's words, so
+that it needs no softmax of its own.
 
 Shapes: N captions, T steps, V words, k teacher words a step; w = targets[n, t].
 
 At each step a teacher (rawcap.teacher) gives its k likeliest next words indices[n, t, :], k
-distinct words, with probabilities q[n, t, :], summing to s[n, t]: 1 at a step the mask counts;
-q is zeroed where it does not, so s = 0 there. The term is their cross-entropy, a mean over tokens,
-with -log p_v = lse - logits_v:
+distinct words, with probabilities q[n, t, :] summing to 1 at a step the mask counts; q is
+zeroed where it does not. The term is their cross-entropy, a mean over tokens, and with
+-log p_v = lse - logits_v (lse the log-sum-exp of the step's logits) the lse's cancel against
+the cross-entropy's, as in label smoothing (rawcap.layers.label_smoothing):
 
-    loss = (1/count) sum_{n,t} sum_j q[n,t,j] * (lse[n,t] - logits[n, t, indices[n,t,j]])
-    lse[n, t] = log sum_v exp(logits[n, t, v]),     count = max(sum mask, 1)
+    term = (1/count) sum_{n,t} sum_j q[n,t,j] (lse[n,t] - logits[n, t, indices[n,t,j]])
+         = CE + margin,    margin = (1/count) sum_{n,t} sum_j q[n,t,j] (logits[n,t,w] - logits[n,t,indices[n,t,j]])
 
-Its gradient is dense over the V words, as every softmax's is (Q: the q scattered to their words),
+since sum_j q[n,t,j] = mask[n, t]; count = max(sum mask, 1). This layer is the margin: how far
+below the reference's word the teacher's words are, weighed by the teacher. It is linear in the
+logits, so its gradient does not depend on them (s[n, t] = sum_j q[n, t, j]; Q: the q
+scattered to their words):
 
-    dloss/dlogits[n, t, :] = (1/count) * (s[n,t] p[n,t,:] - Q[n,t,:])
+    dmargin/dlogits[n, t, :] = (1/count) (s[n,t] onehot(w) - Q[n,t,:])
 
-but the cross-entropy beside it (rawcap.layers.loss) has already computed its own,
-G = (mask/count) (p - onehot(w)), so that where the mask counts p = count G + onehot(w), and for
-the term at weight beta (s = 0 where the mask does not count)
-
-    G + beta dloss/dlogits = (1 + beta s) G + (beta/count) (s onehot(w) - Q):
-
-one pass over G, in place, and k + 1 entries a step. The forward reads the logits (their lse and
-k entries a step), so it runs before the cross-entropy overwrites them (rawcap.model).
+k + 1 entries a step, added in place to the gradient the caller already holds (the model's:
+the cross-entropy's, counted 1 + beta times for CE + beta * term; rawcap.model).
 """
 from ..backend import array_module
 from .loss import check_shapes
@@ -31,7 +29,7 @@ from .loss import check_shapes
 def distillation_forward(logits, targets, mask, indices, probs):
     """logits[N, T, V] float, targets[N, T] int, mask[N, T] bool or 0/1, indices[N, T, k] int
     (k distinct words a step), probs[N, T, k] (each counted step's summing to 1)
-    -> loss (0-d), cache.
+    -> margin (0-d; the term is the cross-entropy plus it), cache.
     Shapes and dtypes are checked, values not: reading them would make a GPU wait, and the
     cross-entropy's kernels do not read them either. The batch is checked on the host
     (rawcap.data.batches), and a teacher file is refused unless written for the cache
@@ -43,24 +41,20 @@ def distillation_forward(logits, targets, mask, indices, probs):
     xp = array_module(logits)
     mask = mask.astype(logits.dtype)
     q = probs * mask[:, :, None]                                         # 0 where not counted
-    top = logits.max(axis=2, keepdims=True)
-    lse = top + xp.log(xp.exp(logits - top).sum(axis=2, keepdims=True))  # [N, T, 1]
-    taught = xp.take_along_axis(logits, indices, axis=2)                 # [N, T, k]
+    target_logits = xp.take_along_axis(logits, targets[:, :, None], axis=2)     # [N, T, 1]
+    taught_logits = xp.take_along_axis(logits, indices, axis=2)                 # [N, T, k]
     count = xp.maximum(mask.sum(), 1)
-    loss = (q * (lse - taught)).sum() / count
-    return loss.astype(logits.dtype), (targets, indices, q, count)
+    margin = (q * (target_logits - taught_logits)).sum() / count
+    return margin.astype(logits.dtype), (targets, indices, q, count)
 
 
 def distillation_backward(dloss, dlogits, cache):
-    """dloss: the term's weight beta; dlogits[N, T, V]: the cross-entropy's gradient G (at dloss
-    1, for the same logits, targets and mask) -> the gradient of cross-entropy + beta * term,
-    written over dlogits (module docstring)."""
+    """dloss (the gradient arriving on the margin), dlogits[N, T, V] (the gradient so far)
+    -> dlogits + dloss * dmargin/dlogits, written over dlogits (k + 1 entries a step)."""
     targets, indices, q, count = cache
     xp = array_module(q)
     N, T = targets.shape
-    s = q.sum(axis=2)                                                    # [N, T]: 1 or 0
-    dlogits *= (1 + dloss * s)[:, :, None]
     n, t = xp.arange(N)[:, None], xp.arange(T)[None, :]
-    dlogits[n, t, targets] += dloss * s / count
-    dlogits[n[:, :, None], t[:, :, None], indices] -= dloss * q / count
+    dlogits[n, t, targets] += (dloss / count) * q.sum(axis=2)
+    dlogits[n[:, :, None], t[:, :, None], indices] -= (dloss / count) * q
     return dlogits
