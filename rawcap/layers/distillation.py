@@ -9,8 +9,9 @@ zeroed where it does not. The term is their cross-entropy, a mean over tokens, a
 -log p_v = lse - logits_v (lse the log-sum-exp of the step's logits) the lse's cancel against
 the cross-entropy's, as in label smoothing (rawcap.layers.label_smoothing):
 
-    term = (1/count) sum_{n,t} sum_j q[n,t,j] (lse[n,t] - logits[n, t, indices[n,t,j]])
-         = CE + margin,    margin = (1/count) sum_{n,t} sum_j q[n,t,j] (logits[n,t,w] - logits[n,t,indices[n,t,j]])
+    term   = (1/count) sum_{n,t} sum_j q[n,t,j] (lse[n,t] - logits[n, t, indices[n,t,j]])
+           = CE + margin
+    margin = (1/count) sum_{n,t} sum_j q[n,t,j] (logits[n, t, w] - logits[n, t, indices[n,t,j]])
 
 since sum_j q[n,t,j] = mask[n, t]; count = max(sum mask, 1). This layer is the margin: how far
 below the reference's word the teacher's words are, weighed by the teacher. It is linear in the
