@@ -5,6 +5,7 @@ import numpy as np
 from rawcap.data.cache import open_cache, read_references
 from rawcap.data.vocab import Vocabulary
 from rawcap.metrics import bleu, cider_d, ngrams, tfidf
+from apply import sbleu     # the utility, in this folder
 
 cache = "/work/f8k/cache-112.h5"
 with open_cache(cache) as f:
@@ -15,20 +16,6 @@ df = Counter()
 for refs in train_refs.values():
     df.update({g for r in refs for n in range(1, 5) for g in ngrams(r, n)})
 logI = math.log(len(train_refs))
-
-def sbleu(hyp, refs):
-    """smoothed (add-1 for n>1) sentence BLEU-4 against a set of references."""
-    if not hyp: return 0.0
-    logs = 0.0
-    for n in range(1, 5):
-        h = ngrams(hyp, n); rc = [ngrams(r, n) for r in refs]
-        correct = sum(min(c, max(x[g] for x in rc)) for g, c in h.items())
-        guessed = max(len(hyp) - n + 1, 0)
-        add = 0 if n == 1 else 1
-        logs += math.log((correct + add + 1e-9) / (guessed + add + 1e-9)) / 4
-    r = min((len(x) for x in refs), key=lambda m: (abs(m - len(hyp)), m))
-    bp = min(0.0, 1 - r / len(hyp))
-    return math.exp(logs + bp)
 
 def cider_vs(hyp, refs_tf):
     hv, hn = tfidf(hyp, df, logI)

@@ -2,7 +2,6 @@
 select5.py MODEL BASELINE_CAPTIONS.json LAMBDAS [OUT.json]  (one lambda when OUT is given)"""
 import json, pickle, sys
 import numpy as np
-sys.path.insert(0, "/work/mbr")
 from apply import sbleu, vocab, val_refs       # the same utility as before
 from rawcap.metrics import bleu, cider_d
 
