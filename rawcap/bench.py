@@ -92,13 +92,16 @@ print(json.dumps({"seconds": seconds, "torch": torch.__version__}))
 def compare_torch(reference_path, config, args, rawcap_seconds):
     """Time the PyTorch model at the bench's shapes and print both medians and their ratio.
 
-    PyTorch runs in a fresh Python process with the environment rawcap was started with: each
+    PyTorch runs in a fresh Python process with the environment rawcap was started with (and
+    rawcap's malloc options, kernels/cpu/memory.py, where it set them): each
     side gets its own OpenMP runtime with its own settings, and neither inherits the other's
     memory (timed in one process, PyTorch's step after rawcap's was ~25% slower than alone)."""
     import kernels.cpu
     env = dict(os.environ)
     if kernels.cpu.PASSIVE_WAIT_SET_HERE:       # rawcap's setting, not the user's
         env.pop("OMP_WAIT_POLICY", None)
+    if kernels.cpu.MEMORY_KEPT:                 # the same malloc options as rawcap's side
+        env.update(kernels.cpu.memory.ENVIRONMENT)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(Path(__file__).resolve().parents[1]),
                                                       env.get("PYTHONPATH")]))
     threads = numpy_threads()
