@@ -4,12 +4,14 @@ import sys
 
 import pytest
 
+from kernels.cpu.memory import glibc
+
 FAULTS = """
 import resource, sys
 import numpy as np
 if sys.argv[1] == "keep":
     import kernels.cpu
-    assert kernels.cpu.MEMORY_KEPT
+    assert kernels.cpu.MEMORY_KEPT, "glibc refused the malloc options"
 def faults():
     return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 np.ones(8 << 20)                              # one 64 MB array first, as a step's would be
@@ -27,22 +29,12 @@ def page_faults(mode):
     return int(done.stdout.split()[-1])
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc options: Linux only")
+@pytest.mark.skipif(glibc() is None, reason="the C library is not glibc: keep_freed_memory "
+                                            "changes nothing there")
 def test_freed_arrays_are_reused_without_page_faults():
-    import ctypes
-    if not hasattr(ctypes.CDLL(None), "gnu_get_libc_version"):
-        pytest.skip("the C library is not glibc: keep_freed_memory changes nothing there")
     default, kept = page_faults("default"), page_faults("keep")
     # By default each array is mmapped afresh: at least one fault per page (16,384 pages of 4 KiB,
     # or 32 of 2 MiB where the kernel backs it with huge pages), every time. Kept: the first
     # array's pages serve all ten.
     assert default >= 10 * 32
     assert kept * 10 < default
-
-
-def test_keep_freed_memory_says_whether_it_could():
-    from kernels.cpu.memory import keep_freed_memory
-    assert keep_freed_memory() in (True, False)
-    if sys.platform.startswith("linux"):
-        import ctypes
-        assert keep_freed_memory() == hasattr(ctypes.CDLL(None), "gnu_get_libc_version")

@@ -15,8 +15,8 @@ recipe's step took 1.7 s spinning and 0.98 s passive). It must be set before the
 loads, which Numba does at the first parallel loop.
 
 Memory: freed arrays stay in the process for the next step instead of going back to the kernel
-(kernels/cpu/memory.py: glibc's malloc options, set when this package is first imported; the
-recipe's step went from 23 to 33 images/s on one thread).
+(kernels/cpu/memory.py: glibc's malloc options, set when this package is first imported; 1.25
+times the images a second at the recipe's step on two threads, docs/cpu.md).
 """
 import os
 

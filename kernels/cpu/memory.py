@@ -27,12 +27,18 @@ KEEP = 1 << 30                  # bytes
 ENVIRONMENT = {"MALLOC_MMAP_THRESHOLD_": str(KEEP), "MALLOC_TRIM_THRESHOLD_": str(KEEP)}
 
 
+def glibc():
+    """The C library this process runs on, if it is glibc, else None."""
+    if not sys.platform.startswith("linux"):
+        return None
+    libc = ctypes.CDLL(None)
+    return libc if hasattr(libc, "gnu_get_libc_version") else None
+
+
 def keep_freed_memory():
     """Set both options in this process -> True, or False where the C library is not glibc."""
-    if not sys.platform.startswith("linux"):
-        return False
-    libc = ctypes.CDLL(None)                    # the C library this process already runs on
-    if not hasattr(libc, "gnu_get_libc_version"):
+    libc = glibc()
+    if libc is None:
         return False
     libc.mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
     return bool(libc.mallopt(M_MMAP_THRESHOLD, KEEP)) and bool(libc.mallopt(M_TRIM_THRESHOLD, KEEP))
