@@ -13,7 +13,7 @@ arithmetic; with both options raised, the step's freed blocks are reused by the 
     M_TRIM_THRESHOLD = 1 GiB     up to 1 GiB of free memory at the heap's top is kept
 
 The process keeps its peak memory between steps instead of returning it. Setting either
-option turns glibc's adaptive threshold off, so both are set, or neither (the first one alone
+option turns glibc's adaptive threshold off, so both are set, or neither (the trim option alone
 made the step slower still). The same as starting Python with MALLOC_MMAP_THRESHOLD_ and
 MALLOC_TRIM_THRESHOLD_ in the environment, which rawcap.bench gives PyTorch's process too.
 Only glibc has these options: elsewhere (macOS, Windows, musl) nothing changes.
