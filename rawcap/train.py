@@ -7,7 +7,7 @@
 
 With no arguments it generates the built-in dataset (data/shapes) if absent, caches it, trains,
 decodes the val split greedily after every epoch (BLEU-4 picks best.h5), and finally scores
-the test split with best.h5. The run directory holds config.json, log.csv (one row per epoch),
+the test split with best.h5 (with last.h5 under --train-on-val, which trains on val too). The run directory holds config.json, log.csv (one row per epoch),
 loss.png, last.h5 and best.h5, metrics.json and captions_test.json, and belongs to this run
 alone (rawcap/run_dir.py: a used folder is refused unless --overwrite, a lock refuses a second
 process). Every option is checked before anything is read or created. Ctrl-C (or kill -9) stops
@@ -237,9 +237,14 @@ def train_in(run, args, xp, cache, config, params, opt_state, meta, log, student
         optimizer.load_state_dict(opt_state)
     dropout_rng = np.random.default_rng()
     dropout_rng.bit_generator.state = meta["dropout_rng"]
-    loader = CaptionBatches(cache, "train", args.batch_size, seed=args.seed, per_image=True,
+    train_on_val = getattr(args, "train_on_val", False)
+    loader = CaptionBatches(cache, ("train", "val") if train_on_val else "train", args.batch_size,
+                            seed=args.seed, per_image=True,
                             augment=getattr(args, "augment", False), zoom=getattr(args, "zoom", 1.0),
                             colour_jitter=getattr(args, "colour_jitter", 0.0))
+    if train_on_val:
+        log(f"training on train and val together ({loader.num_images} images): the val scores "
+            f"below are of images the model has seen, and test is scored with last.h5")
     total_steps = args.epochs * len(loader)
 
     def schedule(step):
@@ -339,16 +344,17 @@ def train_in(run, args, xp, cache, config, params, opt_state, meta, log, student
     finally:
         signal.signal(signal.SIGINT, signal.default_int_handler)
 
-    best, _, _ = load_checkpoint(run.path / "best.h5")
-    best = {k: xp.asarray(v) for k, v in best.items()}
+    scored = "last.h5" if train_on_val else "best.h5"     # val cannot choose among seen images
+    final, _, _ = load_checkpoint(run.path / scored)
+    final = {k: xp.asarray(v) for k, v in final.items()}
     try:
-        scores, captions, protocol = evaluate_split(best, config, cache, "test", beam=args.test_beam,
+        scores, captions, protocol = evaluate_split(final, config, cache, "test", beam=args.test_beam,
                                                     progress=not args.quiet)
     except KeyboardInterrupt:
         log(f"\ninterrupted while scoring the test split; python -m rawcap.train --resume "
             f"{run.path} scores it again")
         return 130
-    write_json(run.path / "metrics.json", {**scores, "protocol": protocol, "checkpoint": "best.h5"})
+    write_json(run.path / "metrics.json", {**scores, "protocol": protocol, "checkpoint": scored})
     write_json(run.path / "captions_test.json", captions)
     log(format_table(scores, protocol))
     return 0

@@ -47,6 +47,10 @@ def build_parser():
     g.add_argument("--colour-jitter", type=float, default=0.0, metavar="A",
                    help="with --augment: scale each training image's saturation, contrast and "
                         "brightness by factors uniform in [1-A, 1+A], hues kept (default 0: off)")
+    g.add_argument("--train-on-val", action="store_true",
+                   help="train on the train and val splits together: the final model of a recipe "
+                        "already chosen on val (val scores then measure images the model has seen, "
+                        "so test is scored with last.h5, not best.h5)")
     g = p.add_argument_group("run")
     g.add_argument("--out", help="the run folder (default runs/DATA, or runs/NAME for --cache "
                                  "NAME.h5); it must not hold a run")
@@ -185,6 +189,9 @@ def check_args(args, parser):
     if args.teacher and not Path(args.teacher).is_file():
         raise ValueError(f"--teacher {args.teacher}: no such file (python -m rawcap.teacher "
                          f"writes one)")
+    if args.train_on_val and (args.scst or args.teacher):
+        raise ValueError("--train-on-val: --scst's rewards and --teacher's targets cover the train "
+                         "split only; train on val without them")
     if (args.zoom != 1 or args.colour_jitter != 0) and not args.augment:
         raise ValueError("--zoom and --colour-jitter are kinds of augmentation: give --augment too")
     if not args.zoom >= 1:                  # NaN too

@@ -78,12 +78,13 @@ def checked_captions(batch, cache_arrays):
     return k
 
 
-@pytest.mark.parametrize("split, code", [("train", 0), ("val", 1), ("test", 2)])
-def test_an_epoch_visits_every_caption_of_the_split_once(cache, split, code):
+@pytest.mark.parametrize("split, codes", [("train", [0]), ("val", [1]), ("test", [2]),
+                                          (("train", "val"), [0, 1])])
+def test_an_epoch_visits_every_caption_of_the_split_once(cache, split, codes):
     path, arrays = cache
     loader = CaptionBatches(path, split, batch_size=4, prefetch=0)
     epoch = list(loader.epoch(0))
-    want = np.flatnonzero(arrays["split"][arrays["caption_image"]] == code)
+    want = np.flatnonzero(np.isin(arrays["split"][arrays["caption_image"]], codes))
     seen = np.concatenate([checked_captions(batch, arrays) for batch in epoch])
     assert np.array_equal(np.sort(seen), want)
     assert len(epoch) == len(loader) == -(-len(want) // 4)
@@ -222,6 +223,8 @@ def test_bad_arguments_and_files_raise_errors_that_name_them(cache, tmp_path):
         CaptionBatches(tmp_path / "other.h5", "train", 4)
     with pytest.raises(ValueError, match="split must be one of .* got 'dev'"):
         CaptionBatches(path, "dev", 4)
+    with pytest.raises(ValueError, match=r"split must be one of .* got \('train', 'dev'\)"):
+        CaptionBatches(path, ("train", "dev"), 4)
     with pytest.raises(ValueError, match="batch_size must be at least 1, got 0"):
         CaptionBatches(path, "train", 0)
     with pytest.raises(ValueError, match="prefetch must be 0 or more, got -1"):

@@ -222,6 +222,24 @@ def test_cell_rnn_trains_saves_its_cell_and_captions(in_workdir, tmp_path, capsy
     assert parse_captions(capsys.readouterr().out).keys() == {str(image)}
 
 
+def test_train_on_val_adds_the_val_images_and_scores_test_with_last(in_workdir, tmp_path, capsys):
+    """--train-on-val: an epoch visits the 40 train and 5 val images (6 batches of 8, not 5), and
+    the test scores are last.h5's, since val can no longer choose best.h5."""
+    run = tmp_path / "V"
+    assert train.main(TINY + ["--data-dir", "shapes", "--epochs", "1", "--train-on-val",
+                              "--out", str(run)]) == 0
+    assert "training on train and val together (45 images)" in capsys.readouterr().out
+    assert read_log(run)[1][0]["step"] == "6"
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["checkpoint"] == "last.h5"
+    assert json.loads((run / "config.json").read_text())["train"]["train_on_val"] is True
+    argv = TINY + ["--data-dir", "shapes", "--train-on-val", "--scst", "--init-from",
+                   str(run / "last.h5"), "--out", str(tmp_path / "S")]
+    with pytest.raises(SystemExit):
+        train.parse_args(argv)
+    assert "cover the train split only" in capsys.readouterr().err
+
+
 # 5. The model can learn -------------------------------------------------------------------------
 
 def test_a_tiny_model_overfits_eight_captions(run_a, workdir):

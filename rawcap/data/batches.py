@@ -89,10 +89,10 @@ def check_batch(batch, vocab_size):
 
 
 class CaptionBatches:
-    """The batches of one split of a cache, epoch after epoch.
+    """The batches of one split of a cache (or of several together), epoch after epoch.
 
     cache_path   the HDF5 cache (layout in rawcap/data/__init__.py)
-    split        "train", "val" or "test"
+    split        "train", "val" or "test", or a tuple of them, e.g. ("train", "val")
     batch_size   captions per batch; images per batch when per_image
     seed         with the epoch index, fixes the order of the batches
     per_image    fill batches by image rather than by caption (module docstring)
@@ -106,8 +106,9 @@ class CaptionBatches:
 
     def __init__(self, cache_path, split, batch_size, seed=0, per_image=False,
                  normalize=False, prefetch=2, augment=False, zoom=1.0, colour_jitter=0.0):
-        if split not in SPLITS:
-            raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+        names = (split,) if isinstance(split, str) else tuple(split)
+        if not names or any(name not in SPLITS for name in names):
+            raise ValueError(f"split must be one of {SPLITS} or a tuple of them, got {split!r}")
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
         if prefetch < 0:
@@ -120,7 +121,7 @@ class CaptionBatches:
         self.augment, self.zoom, self.colour_jitter = augment, zoom, colour_jitter
 
         with open_cache(self.path) as file:
-            in_split = file["split"][()] == SPLITS.index(split)
+            in_split = np.isin(file["split"][()], [SPLITS.index(name) for name in names])
             caption_image = file["caption_image"][()]
             keep = in_split[caption_image]
             self._captions = file["captions"][()][keep]            # [K, M]
