@@ -162,9 +162,10 @@ def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m rawcap.evaluate", description=__doc__.split("\n\n")[0],
                                      formatter_class=HelpFormatter)
     parser.add_argument("run", nargs="*",
-                        help="a run directory (uses best.h5) or a checkpoint file (default: the "
-                             "shipped model, or $RAWCAP_MODEL); several decode as an ensemble, "
-                             "the mean of their next-word log-probabilities")
+                        help="a run directory (uses best.h5; last.h5 after --train-on-val) or a "
+                             "checkpoint file (default: the shipped model, or $RAWCAP_MODEL); "
+                             "several decode as an ensemble, the mean of their next-word "
+                             "log-probabilities")
     parser.add_argument("--split", default="test", choices=["train", "val", "test"])
     parser.add_argument("--beam", metavar="K", type=list_of(positive_int),
                         help="beam size, 1 is greedy; several (1,2,3,5) make a sweep (default: "

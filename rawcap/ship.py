@@ -51,7 +51,7 @@ def in_package(path):
 
 
 def find_model(path=None):
-    """A checkpoint file for `path` (a run directory means its best.h5, else last.h5), or the
+    """A checkpoint file for `path` (a run directory: checkpoint.find_checkpoint), or the
     shipped model when path is None; CheckpointError if there is none."""
     if path is not None:
         return find_checkpoint(path)
@@ -162,7 +162,8 @@ def _test_scores(metrics_file, checkpoint, chosen, explicit=False):
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m rawcap.ship", description=__doc__.split("\n\n")[0],
                                      formatter_class=HelpFormatter)
-    parser.add_argument("run", help="a run directory (uses best.h5) or a checkpoint file")
+    parser.add_argument("run", help="a run directory (uses best.h5; last.h5 after --train-on-val) "
+                                    "or a checkpoint file")
     parser.add_argument("--out", default=str(SHIPPED),
                         help="the file to write (default: the package's shipped model, %(default)s)")
     parser.add_argument("--float32", action="store_true",

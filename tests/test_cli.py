@@ -19,7 +19,7 @@ import pytest
 from PIL import Image
 
 from rawcap import bench, caption, evaluate, train
-from rawcap.checkpoint import load_checkpoint, save_checkpoint
+from rawcap.checkpoint import find_checkpoint, load_checkpoint, save_checkpoint
 from rawcap.data.batches import CaptionBatches
 from rawcap.data.cache import open_cache
 from rawcap.data.images import load_image
@@ -224,7 +224,8 @@ def test_cell_rnn_trains_saves_its_cell_and_captions(in_workdir, tmp_path, capsy
 
 def test_train_on_val_adds_the_val_images_and_scores_test_with_last(in_workdir, tmp_path, capsys):
     """--train-on-val: an epoch visits the 40 train and 5 val images (6 batches of 8, not 5), and
-    the test scores are last.h5's, since val can no longer choose best.h5."""
+    the test scores are last.h5's, since val can no longer choose best.h5; so is the model a
+    command given the run directory uses."""
     run = tmp_path / "V"
     assert train.main(TINY + ["--data-dir", "shapes", "--epochs", "1", "--train-on-val",
                               "--out", str(run)]) == 0
@@ -233,6 +234,7 @@ def test_train_on_val_adds_the_val_images_and_scores_test_with_last(in_workdir, 
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["checkpoint"] == "last.h5"
     assert json.loads((run / "config.json").read_text())["train"]["train_on_val"] is True
+    assert find_checkpoint(run) == run / "last.h5"          # what evaluate, caption, ship read
     argv = TINY + ["--data-dir", "shapes", "--train-on-val", "--scst", "--init-from",
                    str(run / "last.h5"), "--out", str(tmp_path / "S")]
     with pytest.raises(SystemExit):
