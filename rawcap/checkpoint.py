@@ -119,7 +119,8 @@ def find_checkpoint(path):
     path = Path(path)
     if path.is_dir():
         record = path / "config.json"
-        on_val = record.is_file() and json.loads(record.read_text()).get("train", {}).get("train_on_val")
+        trained = json.loads(record.read_text()).get("train", {}) if record.is_file() else {}
+        on_val = trained.get("train_on_val", False)
         for name in ("last.h5",) if on_val else ("best.h5", "last.h5"):
             if (path / name).is_file():
                 return path / name

@@ -6,16 +6,16 @@
     python -m rawcap.train --scst --init-from runs/shapes/best.h5 --lr 5e-5 --out runs/scst
 
 With no arguments it generates the built-in dataset (data/shapes) if absent, caches it, trains,
-decodes the val split greedily after every epoch (BLEU-4 picks best.h5), and finally scores
-the test split with best.h5 (with last.h5 under --train-on-val, which trains on val too). The run directory holds config.json, log.csv (one row per epoch),
-loss.png, last.h5 and best.h5, metrics.json and captions_test.json, and belongs to this run
-alone (rawcap/run_dir.py: a used folder is refused unless --overwrite, a lock refuses a second
-process). Every option is checked before anything is read or created. Ctrl-C (or kill -9) stops
-the run; --resume continues from last.h5, bit for bit on the CPU. --layers hw/ trains with a
-student's own layer functions (rawcap.student) in place of the textbook's. --scst fine-tunes a
-trained model on the CIDEr-D of its own sampled captions (self-critical training, rawcap/scst.py);
---teacher FILE adds a teacher's next-word distributions to the loss (word-level distillation,
-rawcap/teacher.py).
+decodes the val split greedily after every epoch (BLEU-4 picks best.h5), and finally scores the
+test split with best.h5 (with last.h5 under --train-on-val, which trains on val too). The run
+directory holds config.json, log.csv (one row per epoch), loss.png, last.h5 and best.h5,
+metrics.json and captions_test.json, and belongs to this run alone (rawcap/run_dir.py: a used
+folder is refused unless --overwrite, a lock refuses a second process). Every option is checked
+before anything is read or created. Ctrl-C (or kill -9) stops the run; --resume continues from
+last.h5, bit for bit on the CPU. --layers hw/ trains with a student's own layer functions
+(rawcap.student) in place of the textbook's. --scst fine-tunes a trained model on the CIDEr-D of
+its own sampled captions (self-critical training, rawcap/scst.py); --teacher FILE adds a
+teacher's next-word distributions to the loss (word-level distillation, rawcap/teacher.py).
 """
 import argparse
 import json
