@@ -6,13 +6,12 @@
     python -m rawcap.caption runs/a runs/b/last.h5 photo.jpg    # two models as an ensemble
 
 The first argument is the model when it is a .h5 file or a run directory (a folder holding
-best.h5 or last.h5: rawcap.checkpoint.find_checkpoint says which it uses); otherwise every
-argument is an image and the model is the one the package ships (rawcap.ship; $RAWCAP_MODEL
-names another file). Several models before the images caption together, as an ensemble
-(rawcap.decode: the mean of their log-probabilities; the attention drawn is the first model's).
-Which model it is goes to stderr. It decodes with the beam size and length penalty the shipped
-model (or the first model) was chosen with on val (a training checkpoint: beam 3, 0.7), unless
---beam or --length-penalty says otherwise.
+best.h5 or last.h5); otherwise every argument is an image and the model is the one the package
+ships (rawcap.ship; $RAWCAP_MODEL names another file). Several models before the images caption
+together, as an ensemble (rawcap.decode: the mean of their log-probabilities; the attention
+drawn is the first model's). Which model it is goes to stderr. It decodes with the beam size
+and length penalty the shipped model (or the first model) was chosen with on val (a training
+checkpoint: beam 3, 0.7), unless --beam or --length-penalty says otherwise.
 
 Any file Pillow opens works, of any size and aspect: it goes through exactly the training
 preprocessing (rawcap.data.images: EXIF rotation, RGB, then centre crop or squash to S x S as

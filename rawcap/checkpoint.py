@@ -114,14 +114,10 @@ def model_meta(meta, path):
 
 
 def find_checkpoint(path):
-    """A run directory means its best.h5 (else last.h5), or its last.h5 alone if it trained on
-    val too (train --train-on-val: val could not choose best.h5); a file is taken as it is."""
+    """A run directory means its best.h5 (else last.h5); a file is taken as it is."""
     path = Path(path)
     if path.is_dir():
-        record = path / "config.json"
-        trained = json.loads(record.read_text()).get("train", {}) if record.is_file() else {}
-        on_val = trained.get("train_on_val", False)
-        for name in ("last.h5",) if on_val else ("best.h5", "last.h5"):
+        for name in ("best.h5", "last.h5"):
             if (path / name).is_file():
                 return path / name
         raise CheckpointError(f"{path}: no best.h5 or last.h5 in this run directory")

@@ -91,8 +91,10 @@ def describe(path, meta):
     it by default (shipped_path); any other, e.g. an ensemble's member, is "the model file"."""
     shipped = meta.get("shipped")
     if not shipped:
-        return (f"{path} (epoch {meta.get('epoch', '?')}, best val BLEU-4 "
-                f"{meta.get('best_bleu4', float('nan')):.4f} at epoch {meta.get('best_epoch', '?')})")
+        best_epoch = meta.get("best_epoch", "?")        # 0: val chose none (--train-on-val)
+        best = "" if best_epoch == 0 else (
+            f", best val BLEU-4 {meta.get('best_bleu4', float('nan')):.4f} at epoch {best_epoch}")
+        return f"{path} (epoch {meta.get('epoch', '?')}{best})"
     parts = [f"{shipped['dataset']}, {shipped['parameters'] / 1e6:.2f} M parameters "
              f"({shipped['dtype']}), epoch {shipped['epoch']} of run {shipped['run']}",
              f"decodes with {decoding(*model_decoding(meta))}"]

@@ -7,7 +7,7 @@
 
 With no arguments it generates the built-in dataset (data/shapes) if absent, caches it, trains,
 decodes the val split greedily after every epoch (BLEU-4 picks best.h5), and finally scores the
-test split with best.h5 (with last.h5 under --train-on-val, which trains on val too). The run
+test split with best.h5 (--train-on-val, which trains on val too, keeps no best.h5). The run
 directory holds config.json, log.csv (one row per epoch), loss.png, last.h5 and best.h5,
 metrics.json and captions_test.json, and belongs to this run alone (rawcap/run_dir.py: a used
 folder is refused unless --overwrite, a lock refuses a second process). Every option is checked
@@ -244,7 +244,8 @@ def train_in(run, args, xp, cache, config, params, opt_state, meta, log, student
                             colour_jitter=getattr(args, "colour_jitter", 0.0))
     if train_on_val:
         log(f"training on train and val together ({loader.num_images} images): the val scores "
-            f"below are of images the model has seen, and test is scored with last.h5")
+            f"below are of images the model has seen, so no best.h5 is kept and test is scored "
+            f"with last.h5")
     total_steps = args.epochs * len(loader)
 
     def schedule(step):
@@ -313,7 +314,8 @@ def train_in(run, args, xp, cache, config, params, opt_state, meta, log, student
                        train_loss=round(meta["epoch_loss"] / max(meta["epoch_batches"], 1), 4),
                        images_per_s=round(images_seen / seconds, 1),
                        **{f"val_{k}": round(v, 4) for k, v in scores.items()})
-            improved = scores["bleu4"] > meta["best_bleu4"]
+            # Val cannot choose among images the model trained on: --train-on-val keeps no best.h5.
+            improved = not train_on_val and scores["bleu4"] > meta["best_bleu4"]
             meta.update(epoch=epoch + 1, batch=0, epoch_loss=0.0, epoch_batches=0,
                         log=meta["log"] + [row])
             if improved:
@@ -344,7 +346,7 @@ def train_in(run, args, xp, cache, config, params, opt_state, meta, log, student
     finally:
         signal.signal(signal.SIGINT, signal.default_int_handler)
 
-    scored = "last.h5" if train_on_val else "best.h5"     # val cannot choose among seen images
+    scored = "last.h5" if train_on_val else "best.h5"
     final, _, _ = load_checkpoint(run.path / scored)
     final = {k: xp.asarray(v) for k, v in final.items()}
     try:

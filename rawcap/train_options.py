@@ -50,7 +50,7 @@ def build_parser():
     g.add_argument("--train-on-val", action="store_true",
                    help="train on the train and val splits together: the final model of a recipe "
                         "already chosen on val (val scores then measure images the model has seen, "
-                        "so test is scored with last.h5, not best.h5)")
+                        "so no best.h5 is kept and test is scored with last.h5)")
     g = p.add_argument_group("run")
     g.add_argument("--out", help="the run folder (default runs/DATA, or runs/NAME for --cache "
                                  "NAME.h5); it must not hold a run")

@@ -223,8 +223,8 @@ def test_cell_rnn_trains_saves_its_cell_and_captions(in_workdir, tmp_path, capsy
 
 
 def test_train_on_val_adds_the_val_images_and_scores_test_with_last(in_workdir, tmp_path, capsys):
-    """--train-on-val: an epoch visits the 40 train and 5 val images (6 batches of 8, not 5), and
-    the test scores are last.h5's, since val can no longer choose best.h5; so is the model a
+    """--train-on-val: an epoch visits the 40 train and 5 val images (6 batches of 8, not 5); val
+    can no longer choose, so no best.h5 is kept, and the test scores are last.h5's, the model a
     command given the run directory uses."""
     run = tmp_path / "V"
     assert train.main(TINY + ["--data-dir", "shapes", "--epochs", "1", "--train-on-val",
@@ -234,7 +234,11 @@ def test_train_on_val_adds_the_val_images_and_scores_test_with_last(in_workdir, 
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["checkpoint"] == "last.h5"
     assert json.loads((run / "config.json").read_text())["train"]["train_on_val"] is True
+    assert not (run / "best.h5").exists()
     assert find_checkpoint(run) == run / "last.h5"          # what evaluate, caption, ship read
+    capsys.readouterr()
+    assert caption.main([str(run), str(in_workdir / "shapes" / "images" / "shapes_00045.jpg")]) == 0
+    assert "best val BLEU-4" not in capsys.readouterr().err   # none was chosen
     argv = TINY + ["--data-dir", "shapes", "--train-on-val", "--scst", "--init-from",
                    str(run / "last.h5"), "--out", str(tmp_path / "S")]
     with pytest.raises(SystemExit):
