@@ -32,8 +32,8 @@ from .cli import HelpFormatter, image_file, nonnegative_float, positive_int, wri
 from .data.images import ImageError, load_image
 from .data.vocab import Vocabulary
 from .decode import decode
-from .evaluate import check_ensemble, write_json
-from .ship import describe, find_model, load_model, model_decoding
+from .evaluate import write_json
+from .ship import describe, load_models, model_decoding
 
 
 def is_model(path):
@@ -125,9 +125,7 @@ def main(argv=None):
         parser.error(f"no image files in {', '.join(empty)}")
     try:
         xp = get_device(args.device)
-        checkpoints = [find_model(path) for path in model_paths or [None]]
-        loaded = [load_model(checkpoint) for checkpoint in checkpoints]
-        check_ensemble(checkpoints, loaded)
+        checkpoints, loaded = zip(*load_models(model_paths))
     except (CheckpointError, RuntimeError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -31,7 +31,7 @@ from .data.cache import cache_path_for, check_cache, open_cache, prepare, read_r
 from .data.vocab import Vocabulary
 from .decode import LENGTH_NORMALIZATION, decode, decoding, members
 from .metrics import format_table, score_captions
-from .ship import describe, find_model, in_package, load_model, model_decoding
+from .ship import describe, in_package, load_models, model_decoding
 
 
 def generate_split(params, config, cache_path, split, beam=1, batch_size=50, max_length=20,
@@ -145,19 +145,6 @@ def model_cache(args, config, meta, checkpoint):
     return cache
 
 
-def check_ensemble(checkpoints, models):
-    """Raise a ValueError unless the models can caption together: one vocabulary, image size
-    and resize mode (the images and the words are shared)."""
-    (first, (_, config, meta)), *rest = zip(checkpoints, models)
-    for path, (_, other, other_meta) in rest:
-        for what, a, b in (("vocabulary", meta["vocab"], other_meta["vocab"]),
-                           ("image size", config.image_size, other.image_size),
-                           ("resize mode", config.resize, other.resize)):
-            if a != b:
-                raise ValueError(f"{first} and {path} differ in their {what}: the models of "
-                                 f"an ensemble must share it")
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m rawcap.evaluate", description=__doc__.split("\n\n")[0],
                                      formatter_class=HelpFormatter)
@@ -194,14 +181,12 @@ def main(argv=None):
     if len(args.run) > 1 and args.out is None:
         parser.error("scoring an ensemble: give --out FOLDER for its json files")
     try:
-        checkpoints = [find_model(run) for run in args.run or [None]]
+        checkpoints, models = zip(*load_models(args.run))
         if args.out is None and in_package(checkpoints[0]):
             raise ValueError(f"{checkpoints[0]} is the shipped model, inside the package: give "
                              f"--out FOLDER for its json files")
-        models = [load_model(checkpoint) for checkpoint in checkpoints]
         for checkpoint, (_, _, meta) in zip(checkpoints, models):
             print(f"model: {describe(checkpoint, meta)}")
-        check_ensemble(checkpoints, models)
         checkpoint, (params, config, meta) = checkpoints[0], models[0]
         if len(models) > 1:
             params, config = tuple(m[0] for m in models), tuple(m[1] for m in models)

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from rawcap import bench, caption, evaluate, train
+from rawcap import bench, caption, evaluate, ship, train
 from rawcap.checkpoint import find_checkpoint, load_checkpoint, save_checkpoint
 from rawcap.data.batches import CaptionBatches
 from rawcap.data.cache import open_cache
@@ -361,7 +361,7 @@ def test_an_ensemble_must_share_vocabulary_image_size_and_resize(change, says):
     other = Config(**{**config.to_dict(), **{k: v for k, v in change.items() if k != "vocab"}})
     models = [({}, config, meta), ({}, other, {"vocab": change.get("vocab", ["a"])})]
     with pytest.raises(ValueError, match=f"a.h5 and b.h5 {says}"):
-        evaluate.check_ensemble(["a.h5", "b.h5"], models)
+        ship.check_ensemble(["a.h5", "b.h5"], models)
 
 
 @pytest.mark.parametrize("what", ["missing run directory", "not a checkpoint", "empty directory"])

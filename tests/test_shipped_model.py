@@ -245,7 +245,79 @@ def test_evaluate_writes_nothing_into_the_package_when_given_the_shipped_file(ca
     assert sorted(ship.SHIPPED.parent.iterdir()) == before
 
 
-# 3. Photos of every kind -----------------------------------------------------------------------
+# 3. An ensemble shipped ------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def ensemble(workdir):
+    """Runs A and B (another seed) shipped together, float32 so that they decode exactly as the
+    runs do, with the test metrics of the two decoded together -> the first file's path."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(workdir)
+        assert train.main(TINY + ["--data-dir", "shapes", "--epochs", "2", "--seed", "1",
+                                  "--out", "runs/B"]) == 0
+        assert evaluate.main(["runs/A", "runs/B", "--out", "scored-AB", "--quiet"]) == 0
+        out = workdir / "ensemble" / "pair.h5"
+        assert ship.main(["runs/A", "runs/B", "--out", str(out), "--float32",
+                          "--metrics", "scored-AB/metrics.json"]) == 0
+    return out
+
+
+def test_several_runs_ship_as_an_ensemble_that_decodes_as_they_do_together(
+        workdir, ensemble, in_workdir, tmp_path, monkeypatch, capsys):
+    """The first file names the second, beside it, and holds the ensemble's test scores; as the
+    shipped model, it decodes with both: the captions and metrics of the two runs together."""
+    second = ensemble.with_name("pair-2.h5")
+    first_meta, second_meta = ship.load_model(ensemble)[2], ship.load_model(second)[2]
+    scored = json.loads((workdir / "scored-AB" / "metrics.json").read_text())
+    assert first_meta["shipped"]["ensemble"] == ["pair-2.h5"]
+    assert first_meta["shipped"]["test"]["bleu4"] == scored["bleu4"]
+    assert second_meta["shipped"]["run"] == "B" and second_meta["shipped"]["test"] is None
+    assert "ensemble" not in second_meta["shipped"]
+
+    monkeypatch.setenv(ship.ENVIRONMENT, str(ensemble))
+    assert evaluate.main(["--data-dir", "shapes", "--out", str(tmp_path / "e"), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "decoded together with pair-2.h5 beside it" in out and "the ensemble's test BLEU-4" in out
+    assert f"model: the model file {second}" in out
+    again = json.loads((tmp_path / "e" / "metrics.json").read_text())
+    assert {k: again[k] for k in SCORES} == {k: scored[k] for k in SCORES}
+
+    photo = workdir / "shapes" / "images" / "shapes_00046.jpg"
+    assert caption.main([str(photo)]) == 0
+    shipped_caption = captions_of(capsys.readouterr().out)
+    assert caption.main(["runs/A", "runs/B", str(photo)]) == 0
+    assert captions_of(capsys.readouterr().out) == shipped_caption
+
+
+def test_an_ensemble_missing_a_member_or_scored_as_another_is_refused(
+        workdir, ensemble, in_workdir, tmp_path, capsys):
+    alone = tmp_path / "pair.h5"
+    alone.write_bytes(ensemble.read_bytes())
+    assert caption.main([str(alone), str(workdir / "shapes" / "images" / "shapes_00046.jpg")]) == 2
+    err = capsys.readouterr().err
+    assert f"{alone} is an ensemble's first file and names pair-2.h5" in err
+    assert f"there is no {tmp_path / 'pair-2.h5'}" in err
+    # the metrics of run A alone are not the ensemble's
+    assert ship.main(["runs/A", "runs/B", "--out", str(tmp_path / "s.h5"),
+                      "--metrics", "runs/A/metrics.json"]) == 2
+    assert "it scored best.h5, not best.h5, best.h5" in capsys.readouterr().err
+    assert not (tmp_path / "s.h5").exists()
+
+
+def test_a_shipped_file_shipped_again_keeps_where_it_came_from(shipped, tmp_path):
+    """An ensemble's member can be a file rawcap.ship already wrote: its run, epoch and weights
+    stay; the decoding and test scores are the new ones'."""
+    again = tmp_path / "again.h5"
+    assert ship.main([str(shipped["float16"]), "--out", str(again), "--beam", "2"]) == 0
+    before, after = load_checkpoint(shipped["float16"]), load_checkpoint(again)
+    assert before[0].keys() == after[0].keys()
+    assert all(np.array_equal(before[0][k], after[0][k]) for k in before[0])
+    keep = ("run", "checkpoint", "epoch", "best_val_bleu4", "parameters", "dataset", "data", "dtype")
+    assert {k: after[2]["shipped"][k] for k in keep} == {k: before[2]["shipped"][k] for k in keep}
+    assert after[2]["shipped"]["decoding"]["beam"] == 2 and after[2]["shipped"]["test"] is None
+
+
+# 4. Photos of every kind -----------------------------------------------------------------------
 
 def odd_photos(folder):
     """Photos of unusual size, aspect and mode -> {path: what it is}."""
@@ -307,7 +379,7 @@ def test_the_exif_rotated_photo_is_turned_upright(tmp_path):
                                   load_image(tmp_path / "upright.png", 32, "squash"))
 
 
-# 4. Choosing the decoding on val ---------------------------------------------------------------
+# 5. Choosing the decoding on val ---------------------------------------------------------------
 
 def test_a_sweep_scores_every_setting_on_val_as_single_runs_do(workdir, in_workdir, tmp_path, capsys):
     run = str(workdir / "runs" / "A")
