@@ -148,15 +148,19 @@ def test_a_weight_beyond_float16_is_refused_with_a_hint(workdir, tmp_path, capsy
     assert ship.main([str(tmp_path / "big.h5"), "--out", str(tmp_path / "s.h5"), "--float32"]) == 0
 
 
-def test_setup_installs_the_shipped_file(monkeypatch):
-    """setup.py's package_data covers ship.SHIPPED, so `pip install` carries the model."""
+def test_setup_installs_the_shipped_files(monkeypatch):
+    """setup.py's package_data covers ship.SHIPPED and the ensemble members it names beside it,
+    so `pip install` carries the whole model."""
     root = Path(__file__).resolve().parents[1]
     got = {}
     monkeypatch.setattr(setuptools, "setup", lambda **kwargs: got.update(kwargs))
     monkeypatch.chdir(root)
     exec(compile((root / "setup.py").read_text(), "setup.py", "exec"), {"__name__": "__main__"})
-    relative = ship.SHIPPED.relative_to(root / "rawcap").as_posix()
-    assert any(fnmatch.fnmatch(relative, pattern) for pattern in got["package_data"]["rawcap"])
+    members = ship.ensemble_members(load_checkpoint(ship.SHIPPED)[2])
+    for path in [ship.SHIPPED] + [ship.SHIPPED.with_name(name) for name in members]:
+        assert path.is_file()
+        relative = path.relative_to(root / "rawcap").as_posix()
+        assert any(fnmatch.fnmatch(relative, pattern) for pattern in got["package_data"]["rawcap"])
 
 
 # 2. caption and evaluate with no checkpoint ----------------------------------------------------
