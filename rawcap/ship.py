@@ -157,7 +157,8 @@ def export(checkpoints, out, float16=True, beam=BEAM_SIZE, length_penalty=LENGTH
     test = _test_scores(Path(metrics) if metrics else Path(checkpoints[0]).parent / "metrics.json",
                         checkpoints, chosen, explicit=bool(metrics))
     paths = [out] + [out.with_name(f"{out.stem}-{i}{out.suffix}") for i in range(2, len(checkpoints) + 1)]
-    smalls = [_small_model(checkpoint, float16) for checkpoint in checkpoints]   # out may be one
+    # all read before any is written: out may be one of them (a shipped file shipped again)
+    smalls = [_small_model(checkpoint, float16) for checkpoint in checkpoints]
     check_ensemble(checkpoints, [(small, model_meta(meta, checkpoint), meta)
                                  for checkpoint, (small, meta, _) in zip(checkpoints, smalls)])
     written = []
@@ -265,6 +266,7 @@ def main(argv=None):
     if len(written) > 1:
         print(f"{written[0]['path']} decodes as an ensemble with {', '.join(written[0]['ensemble'])}")
     return 0
+
 
 if __name__ == "__main__":
     sys.exit(main())
